@@ -1,0 +1,77 @@
+"""processing: Process objects that run code in child processes, safe and fast from a notebook.
+
+A faithful, modern implementation of the ``processing`` package's Process
+objects (the ancestor of ``multiprocessing``), with PEP 8 aliases, three start
+methods that all accept targets defined interactively, captured output and
+lifecycle events. It never imports IPython; importing it is cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .bootstrap import sendToParent, send_to_parent
+from .errors import AuthenticationError, ProcessError, ProcessStateError, TargetPicklingError
+from .monitor import Subscription, subscribe
+from .process import (
+    Process,
+    activeChildren,
+    active_children,
+    cpuCount,
+    cpu_count,
+    currentProcess,
+    current_process,
+    status_word,
+)
+from .startmethods import getStartMethod, get_start_method, setStartMethod, set_start_method
+
+__all__ = [
+    "AuthenticationError",
+    "Client",
+    "Listener",
+    "Pipe",
+    "Process",
+    "ProcessError",
+    "ProcessStateError",
+    "Subscription",
+    "TargetPicklingError",
+    "activeChildren",
+    "active_children",
+    "connection",
+    "cpuCount",
+    "cpu_count",
+    "currentProcess",
+    "current_process",
+    "getStartMethod",
+    "get_start_method",
+    "sendToParent",
+    "send_to_parent",
+    "setForkserverPreload",
+    "setStartMethod",
+    "set_forkserver_preload",
+    "set_start_method",
+    "status_word",
+    "subscribe",
+]
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "connection": ("connection", None),
+    "Client": ("connection", "Client"),
+    "Listener": ("connection", "Listener"),
+    "Pipe": ("connection", "Pipe"),
+    "setForkserverPreload": ("popen_forkserver", "setForkserverPreload"),
+    "set_forkserver_preload": ("popen_forkserver", "set_forkserver_preload"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the connection machinery and the fork server client only when first used."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'processing' has no attribute {name!r}")
+    import importlib
+
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(f"{__name__}.{module_name}")
+    return module if attribute is None else getattr(module, attribute)

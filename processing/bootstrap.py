@@ -1,0 +1,197 @@
+"""The child's side: become the current process, guard against orphaning, run, turn the end into an exit code.
+
+Exit codes follow Python 3's ``multiprocessing``: 0 when ``run()`` returns or
+calls ``sys.exit()``/``sys.exit(None)``; N for ``sys.exit(N)``; 1 with the
+message on stderr for ``sys.exit('message')``; 1 with ``Process <name>:`` and
+the traceback on stderr when ``run()`` raises.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import sys
+import threading
+import traceback
+from typing import Any
+
+from . import process as _process
+from .channel import ChildChannel, read_payload
+from .errors import ProcessStateError
+
+__all__ = ["prepare_guard", "run_forked", "sendToParent", "send_to_parent", "spawn_main"]
+
+_PR_SET_PDEATHSIG = 1
+_prctl: Any = None
+_parent_channel: ChildChannel | None = None
+
+
+def sendToParent(obj: object) -> None:
+    """From inside a child: send ``obj`` to the parent, signed with this process's auth key.
+
+    The parent finds it in ``process.messages`` and through the ``message`` event.
+    Objects defined in ``__main__`` travel by value, as targets do.
+
+    Raises:
+        ProcessStateError: called outside a child started by :mod:`processing`.
+    """
+    if _parent_channel is None:
+        raise ProcessStateError(
+            "sendToParent() works only inside a child started by processing; "
+            "this process has no parent channel"
+        )
+    _parent_channel.send(obj)
+
+
+send_to_parent = sendToParent
+
+
+def prepare_guard(options: dict[str, Any]) -> None:
+    """In the parent, before fork: load ``prctl`` so the child need not import ctypes."""
+    global _prctl
+    if options["guard"] == "pdeathsig" and _prctl is None:
+        import ctypes
+
+        _prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+
+def run_forked(
+    process: Any, sock: socket.socket, out_fd: int | None, err_fd: int | None, options: dict[str, Any]
+) -> int:
+    """Entry point of a forked child; returns its exit code."""
+    return _run(process, sock, out_fd, err_fd, options)
+
+
+def spawn_main(channel_fd: int, out_fd: int | None, err_fd: int | None) -> None:
+    """Entry point of a spawned interpreter, and of a fork server's child: read the payload, run, exit."""
+    sock = socket.socket(fileno=channel_fd)
+    try:
+        payload = _process_loads(read_payload(sock))
+        sys.path[:] = payload["sys_path"]
+        try:
+            os.chdir(payload["cwd"])
+        except OSError:
+            pass
+        process = _process_loads(payload["process"])
+    except BaseException:
+        sys.stderr.write("processing: the child could not load its process object:\n")
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(1)
+    os._exit(_run(process, sock, out_fd, err_fd, payload["options"]))
+
+
+def _process_loads(data: bytes) -> Any:
+    from .serialization import loads
+
+    return loads(data)
+
+
+def _run(
+    process: Any, sock: socket.socket, out_fd: int | None, err_fd: int | None, options: dict[str, Any]
+) -> int:
+    global _parent_channel
+    _process.become_current(process)
+    _parent_channel = ChildChannel(sock, process._authkey, options["challenge"])
+    if options["detached"]:
+        os.setsid()
+    elif options["new_process_group"]:
+        os.setpgid(0, 0)
+    _guard_parent(options, sock)
+    if out_fd is not None:
+        _redirect_output(out_fd, err_fd, rebuild=options["capture"])
+    _close_stdin()
+    return _run_process(process)
+
+
+def _guard_parent(options: dict[str, Any], sock: socket.socket) -> None:
+    if options["guard"] == "pdeathsig":
+        global _prctl
+        if _prctl is None:
+            prepare_guard(options)
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != options["parent_pid"]:
+            os.kill(os.getpid(), signal.SIGKILL)  # the parent died before the guard was up
+    elif options["guard"] == "eof":
+        threading.Thread(target=_die_on_eof, args=(sock,), name="processing-parent-guard", daemon=True).start()
+
+
+def _die_on_eof(sock: socket.socket) -> None:
+    try:
+        while sock.recv(4096):
+            pass
+    except OSError:
+        pass
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _redirect_output(out_fd: int, err_fd: int | None, *, rebuild: bool) -> None:
+    for source, target in ((out_fd, 1), (err_fd, 2)):
+        if source is not None and source != target:
+            os.dup2(source, target)
+            os.close(source)
+    if rebuild:
+        # Fresh streams on fds 1 and 2: a forked child must not write through the
+        # parent's stream objects (in a kernel they talk to ZeroMQ sockets).
+        sys.stdout = _text_stream(1, write_through=False)
+        sys.stderr = _text_stream(2, write_through=True)
+
+
+def _text_stream(fd: int, *, write_through: bool) -> io.TextIOWrapper:
+    raw = io.FileIO(fd, "w", closefd=False)
+    return io.TextIOWrapper(
+        io.BufferedWriter(raw),
+        encoding="utf-8",
+        errors="backslashreplace",
+        line_buffering=True,
+        write_through=write_through,
+    )
+
+
+def _close_stdin() -> None:
+    if sys.stdin is None:
+        return
+    try:
+        sys.stdin.close()
+        sys.stdin = open(os.devnull)  # noqa: SIM115 - it lives as long as the process
+    except (OSError, ValueError):
+        pass
+
+
+def _run_process(process: Any) -> int:
+    try:
+        process.run()
+        exitcode = 0
+    except SystemExit as exit_request:
+        exitcode = _system_exit_code(exit_request.code)
+    except BaseException:
+        exitcode = 1
+        sys.stderr.write(f"Process {process._name}:\n")
+        traceback.print_exc()
+    finally:
+        try:
+            threading._shutdown()  # type: ignore[attr-defined]  # what multiprocessing does too
+            _process.shutdown_children()
+        finally:
+            _flush_std_streams()
+    return exitcode
+
+
+def _system_exit_code(code: object) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    sys.stderr.write(f"{code}\n")
+    return 1
+
+
+def _flush_std_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass

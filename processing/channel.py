@@ -1,0 +1,142 @@
+"""The control channel between a parent and each child it starts.
+
+It is a private socketpair. The parent sends the child's start payload down it
+once (spawn and forkserver). The child can send objects back up it with
+:func:`processing.sendToParent`. Every message from the child is signed with
+HMAC-SHA256 over a fresh random challenge the parent chose for that child, a
+sequence number and the body, using the process's auth key: the parent accepts
+a message only from a peer that holds the key, and a replayed or reordered
+message fails too. A bad signature raises ``AuthenticationError`` and closes the
+channel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import socket
+import struct
+import threading
+
+from . import serialization
+from .errors import AuthenticationError
+
+__all__ = ["ChildChannel", "ParentChannel", "read_payload", "send_payload"]
+
+_LENGTH = struct.Struct("<Q")
+_MAC_SIZE = hashlib.sha256().digest_size
+
+
+def _mac(key: bytes, challenge: bytes, seq: int, body: bytes) -> bytes:
+    return hmac.new(key, challenge + seq.to_bytes(8, "little") + body, hashlib.sha256).digest()
+
+
+def send_payload(sock: socket.socket, data: bytes) -> None:
+    """Send one length-prefixed block (the parent's start payload)."""
+    sock.sendall(_LENGTH.pack(len(data)) + data)
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytes:
+    chunks = bytearray()
+    while len(chunks) < size:
+        chunk = sock.recv(min(size - len(chunks), 1 << 20))
+        if not chunk:
+            raise EOFError("the parent closed the control channel before the payload arrived")
+        chunks += chunk
+    return bytes(chunks)
+
+
+def read_payload(sock: socket.socket) -> bytes:
+    """Receive the block sent by :func:`send_payload`."""
+    (size,) = _LENGTH.unpack(_recv_exact(sock, _LENGTH.size))
+    return _recv_exact(sock, size)
+
+
+class ChildChannel:
+    """The child's end: sends signed messages to the parent."""
+
+    def __init__(self, sock: socket.socket, key: bytes, challenge: bytes) -> None:
+        self._sock = sock
+        self._key = key
+        self._challenge = challenge
+        self._seq = 0
+        self._lock = threading.Lock()
+
+    def send(self, obj: object) -> None:
+        body = serialization.dumps(obj)
+        with self._lock:
+            mac = _mac(self._key, self._challenge, self._seq, body)
+            self._seq += 1
+            self._sock.sendall(_LENGTH.pack(len(body)) + mac + body)
+
+
+class ParentChannel:
+    """The parent's end: reads what is available without blocking and checks each signature."""
+
+    def __init__(self, sock: socket.socket, key: bytes) -> None:
+        self.sock = sock
+        self.challenge = os.urandom(32)
+        self._key = key
+        self._seq = 0
+        self._buffer = bytearray()
+        self._lock = threading.Lock()
+        self.closed = False
+        self.eof = False
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def pump(self) -> list[object]:
+        """Read what has arrived and return the complete, verified messages.
+
+        After the child's end is closed, ``eof`` is True; the caller then closes
+        this end (a selector must forget a descriptor before it is closed).
+
+        Raises:
+            AuthenticationError: a message was not signed with this process's key.
+        """
+        with self._lock:
+            if self.closed:
+                return []
+            if self._read_available():
+                self.eof = True
+            return self._parse()
+
+    def _read_available(self) -> bool:
+        while True:
+            try:
+                chunk = self.sock.recv(1 << 20, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return False
+            except OSError:
+                return True
+            if not chunk:
+                return True
+            self._buffer += chunk
+
+    def _parse(self) -> list[object]:
+        messages = []
+        head = _LENGTH.size + _MAC_SIZE
+        while len(self._buffer) >= head:
+            (size,) = _LENGTH.unpack_from(self._buffer)
+            if len(self._buffer) < head + size:
+                break
+            mac = bytes(self._buffer[_LENGTH.size:head])
+            body = bytes(self._buffer[head:head + size])
+            del self._buffer[:head + size]
+            if not hmac.compare_digest(mac, _mac(self._key, self.challenge, self._seq, body)):
+                self.eof = True
+                self._buffer.clear()
+                raise AuthenticationError(
+                    "a message from the child was not signed with this process's auth key; "
+                    "nothing more is read from its control channel"
+                )
+            self._seq += 1
+            messages.append(serialization.loads(body))
+        return messages
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.sock.close()

@@ -1,0 +1,130 @@
+"""The fork server: a small, fresh interpreter that forks children on request.
+
+Forking it costs the same whatever the client's heap holds, it never runs the
+client's ``__main__`` again, and it is not multi-threaded the way a Jupyter
+kernel is. The client (one server per client process) talks to it over a
+private socketpair: each request is a fixed-size header plus descriptors
+passed with SCM_RIGHTS (exit-status pipe, control channel, fds 1 and 2).
+
+For each child the server writes its pid (8 bytes) and, once it has reaped it,
+its exit code (4 bytes) to the status pipe; the client's end of that pipe is the
+child's sentinel. When the client goes away (EOF) the server terminates the
+children that were not started detached, so nothing outlives a dead kernel.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import selectors
+import signal
+import socket
+import struct
+import time
+
+__all__ = ["EXIT", "PID", "REQUEST", "main"]
+
+REQUEST = struct.Struct("<??")  # capture, detached
+PID = struct.Struct("<q")
+EXIT = struct.Struct("<i")
+_FDS_PER_REQUEST = 4
+_SHUTDOWN_GRACE = 2.0
+
+
+def main(client_fd: int, preload: list[str]) -> None:
+    """Serve fork requests until the client closes its end."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in preload:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    client = socket.socket(fileno=client_fd)
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    children: dict[int, tuple[int, bool]] = {}
+    selector = selectors.DefaultSelector()
+    selector.register(client, selectors.EVENT_READ)
+    selector.register(wake_r, selectors.EVENT_READ)
+    while True:
+        for key, _ in selector.select():
+            if key.fileobj is client:
+                message, fds, _flags, _addr = socket.recv_fds(client, REQUEST.size, _FDS_PER_REQUEST)
+                if not message:
+                    _shut_down(children)
+                    return
+                _fork_child(REQUEST.unpack(message), fds, children, (client.fileno(), wake_r, wake_w))
+            else:
+                _drain(wake_r)
+                _reap(children)
+
+
+def _fork_child(
+    request: tuple[bool, bool], fds: list[int], children: dict[int, tuple[int, bool]], own_fds: tuple[int, ...]
+) -> None:
+    _capture, detached = request
+    status_w, channel_fd, out_fd, err_fd = fds
+    pid = os.fork()
+    if pid == 0:
+        exitcode = 1
+        try:
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            for fd in (*own_fds, status_w, *(w for w, _ in children.values())):
+                os.close(fd)
+            from .bootstrap import spawn_main
+
+            spawn_main(channel_fd, out_fd, err_fd)
+        finally:
+            os._exit(exitcode)
+    os.write(status_w, PID.pack(pid))
+    children[pid] = (status_w, detached)
+    for fd in (channel_fd, out_fd, err_fd):
+        os.close(fd)
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _reap(children: dict[int, tuple[int, bool]]) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        entry = children.pop(pid, None)
+        if entry is not None:
+            try:
+                os.write(entry[0], EXIT.pack(os.waitstatus_to_exitcode(status)))
+            except OSError:
+                pass  # the client has gone
+            os.close(entry[0])
+
+
+def _shut_down(children: dict[int, tuple[int, bool]]) -> None:
+    """The client has gone: terminate its attached children, then kill what is left."""
+    attached = [pid for pid, (_, detached) in children.items() if not detached]
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        for pid in attached:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + _SHUTDOWN_GRACE
+        while any(pid in children for pid in attached) and time.monotonic() < deadline:
+            _reap(children)
+            time.sleep(0.01)
+        attached = [pid for pid in attached if pid in children]
+        if not attached:
+            return

@@ -1,0 +1,212 @@
+"""Lifecycle events and output delivery, driven by each child's sentinel.
+
+One daemon thread per process ("processing-monitor") sleeps in a selector on
+every child's sentinel, control channel and captured output pipes. Nothing
+polls on a timer: a child's exit, a line it prints or a message it sends wakes
+the thread directly. On exit it drains what the child wrote before dying, reaps
+the child, and only then fires ``exited``, so subscribers see complete output.
+
+Subscribers are called on the monitor thread (``started`` on the thread that
+called ``start()``); an exception in a subscriber is printed to stderr and does
+not stop the others.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from .errors import AuthenticationError
+
+__all__ = ["Subscription", "subscribe", "wait_delivered", "watch"]
+
+_READ_SIZE = 1 << 16
+_DRAIN_LIMIT = 256
+
+
+class Subscription:
+    """A registration returned by :func:`subscribe`; ``cancel()`` (or leaving a ``with``) ends it."""
+
+    def __init__(
+        self,
+        started: Callable[[Any], Any] | None,
+        exited: Callable[[Any, int], Any] | None,
+        message: Callable[[Any, Any], Any] | None,
+    ) -> None:
+        self.started = started
+        self.exited = exited
+        self.message = message
+
+    def cancel(self) -> None:
+        _state.subscriptions = [s for s in _state.subscriptions if s is not self]
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.cancel()
+
+
+def subscribe(
+    *,
+    started: Callable[[Any], Any] | None = None,
+    exited: Callable[[Any, int], Any] | None = None,
+    message: Callable[[Any, Any], Any] | None = None,
+) -> Subscription:
+    """Be told about every child this process starts from now on.
+
+    - ``started(process)``: right after the child exists, on the starting thread.
+    - ``exited(process, exitcode)``: once, after the child has exited, been reaped,
+      and everything it wrote before dying has been delivered.
+    - ``message(process, obj)``: for each object the child sends with
+      :func:`processing.sendToParent`, after its signature was checked.
+    """
+    subscription = Subscription(started, exited, message)
+    _state.subscriptions = [*_state.subscriptions, subscription]
+    return subscription
+
+
+def _notify(event: str, *args: Any) -> None:
+    for subscription in _state.subscriptions:
+        callback = getattr(subscription, event)
+        if callback is not None:
+            _guarded(callback, *args)
+
+
+def _guarded(callback: Callable[..., Any], *args: Any) -> None:
+    try:
+        callback(*args)
+    except Exception:  # noqa: BLE001 - one broken subscriber must not silence the others
+        print(f"processing: exception in {callback!r}:", file=sys.stderr)
+        traceback.print_exc()
+
+
+def watch(process: Any) -> None:
+    """Track a just-started child: fire ``started`` now, the rest from the monitor thread."""
+    _notify("started", process)
+    _state.add(process)
+
+
+def wait_delivered(process: Any, timeout: float | None) -> None:
+    """Wait until the monitor has delivered the exited child's output and events."""
+    if threading.current_thread() is not _state.thread:
+        process._finished.wait(timeout)
+
+
+class _State:
+    def __init__(self) -> None:
+        self.subscriptions: list[Subscription] = []
+        self.thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._pending: list[Any] = []
+        self._selector: selectors.BaseSelector | None = None
+        self._wake_w = -1
+
+    def add(self, process: Any) -> None:
+        with self._lock:
+            if self.thread is None:
+                self._start()
+            self._pending.append(process)
+        try:
+            os.write(self._wake_w, b"\0")
+        except BlockingIOError:
+            pass  # the pipe is full, so the thread is awake anyway
+
+    def _start(self) -> None:
+        self._selector = selectors.DefaultSelector()
+        wake_r, self._wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._selector.register(wake_r, selectors.EVENT_READ, self._on_wake)
+        self.thread = threading.Thread(target=self._run, name="processing-monitor", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        assert self._selector is not None
+        while True:
+            for key, _ in self._selector.select():
+                key.data(key.fd)
+
+    def _on_wake(self, fd: int) -> None:
+        try:
+            while os.read(fd, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for process in pending:
+            self._register(process)
+
+    def _register(self, process: Any) -> None:
+        popen = process._popen
+        selector = self._selector
+        assert selector is not None
+        selector.register(popen.sentinel, selectors.EVENT_READ, lambda fd: self._on_exit(process))
+        if popen.channel is not None:
+            selector.register(popen.channel.fileno(), selectors.EVENT_READ, lambda fd: self._on_channel(process))
+        for stream, fd in popen.output_fds():
+            os.set_blocking(fd, False)
+            selector.register(fd, selectors.EVENT_READ, lambda fd, s=stream: self._on_output(process, s, fd))
+
+    def _on_output(self, process: Any, stream: str, fd: int) -> bool:
+        """Deliver one read; False when nothing more is there right now (or ever)."""
+        try:
+            data = os.read(fd, _READ_SIZE)
+        except BlockingIOError:
+            return False
+        if not data:
+            self._forget(fd)
+            process._popen.output_closed(fd)
+            return False
+        if process._output is not None:
+            _guarded(process._output, stream, data)
+        return True
+
+    def _on_channel(self, process: Any) -> None:
+        channel = process._popen.channel
+        if channel is None or channel.closed:
+            return
+        try:
+            messages = channel.pump()
+        except AuthenticationError as error:
+            print(f"processing: {process._name}: {error}", file=sys.stderr)
+            messages = []
+        for obj in messages:
+            process.messages.append(obj)
+            _notify("message", process, obj)
+        if channel.eof:
+            self._forget(channel.fileno())
+            channel.close()
+
+    def _on_exit(self, process: Any) -> None:
+        popen = process._popen
+        self._forget(popen.sentinel)
+        for stream, fd in popen.output_fds():
+            for _ in range(_DRAIN_LIMIT):
+                if not self._on_output(process, stream, fd):
+                    break
+        self._on_channel(process)
+        exitcode = popen.wait()
+        _notify("exited", process, exitcode)
+        process._finished.set()
+
+    def _forget(self, fd: int) -> None:
+        assert self._selector is not None
+        try:
+            self._selector.unregister(fd)
+        except (KeyError, ValueError):
+            pass
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: no thread, no registrations, no subscribers of the parent's."""
+        self.__init__()  # type: ignore[misc]
+
+
+_state = _State()
+os.register_at_fork(after_in_child=_state.reset_after_fork)

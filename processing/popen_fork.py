@@ -1,0 +1,41 @@
+"""The fork start method: the child is a copy of the parent, so nothing is pickled."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from . import _fd
+from .popen import Popen, child_options
+
+__all__ = ["ForkPopen"]
+
+
+class ForkPopen(Popen):
+    method = "fork"
+
+    def _launch(self, process: Any) -> None:
+        from . import bootstrap
+
+        out_w, err_w = self._output_pipes(process)
+        options = child_options(process, self.channel, guard_parent=True)
+        bootstrap.prepare_guard(options)
+        pipe_sentinel = None if hasattr(os, "pidfd_open") else os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            exitcode = 1
+            try:
+                self.release_in_child()
+                if pipe_sentinel is not None:
+                    os.close(pipe_sentinel[0])
+                exitcode = bootstrap.run_forked(process, self._child_sock, out_w, err_w, options)
+            finally:
+                os._exit(exitcode)
+        self.pid = pid
+        self._child_sock.close()
+        _fd.close_all(out_w, err_w)
+        if pipe_sentinel is not None:
+            os.close(pipe_sentinel[1])
+            self.sentinel = pipe_sentinel[0]
+        else:
+            self.sentinel = _fd.process_sentinel(pid)

@@ -1,0 +1,149 @@
+"""The forkserver start method: children are forked by a small server, not by the caller."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+from typing import Any
+
+from . import _fd
+from .channel import send_payload
+from .errors import ProcessError
+from .forkserver import EXIT, PID, REQUEST
+from .popen import Popen, child_options
+from .popen_spawn import interpreter_command, start_payload
+
+__all__ = ["ForkserverPopen", "setForkserverPreload", "set_forkserver_preload"]
+
+_preload = ["processing.bootstrap", "processing.serialization", "cloudpickle"]
+
+
+def setForkserverPreload(module_names: list[str]) -> None:
+    """Modules the fork server imports once, so its children start with them loaded.
+
+    Takes effect when the server next starts (the first forkserver child).
+
+    Raises:
+        TypeError: not a list of module names.
+    """
+    if not isinstance(module_names, (list, tuple)) or not all(isinstance(m, str) for m in module_names):
+        raise TypeError("setForkserverPreload() takes a list of module names, e.g. ['numpy']")
+    _preload[3:] = list(module_names)
+
+
+set_forkserver_preload = setForkserverPreload
+
+
+class _Server:
+    """The client's handle on its fork server."""
+
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair()
+        call = f"from processing.forkserver import main; main({theirs.fileno()}, {_preload!r})"
+        from multiprocessing import util
+
+        try:
+            self.pid = util.spawnv_passfds(os.fsencode(sys.executable), interpreter_command(call), [theirs.fileno()])
+        finally:
+            theirs.close()
+        self.sock = ours
+        self.owner = os.getpid()
+        self.lock = threading.Lock()
+
+    def request(self, header: bytes, fds: list[int]) -> None:
+        with self.lock:
+            socket.send_fds(self.sock, [header], fds)
+
+    def discard(self) -> None:
+        self.sock.close()
+        try:
+            os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+
+
+_server: _Server | None = None
+_server_lock = threading.Lock()
+
+
+def _get_server() -> _Server:
+    global _server
+    with _server_lock:
+        if _server is None or _server.owner != os.getpid():
+            _server = _Server()
+        return _server
+
+
+def _forget_server_in_child() -> None:
+    """A forked child must not keep its parent's server alive, nor talk to it."""
+    global _server
+    if _server is not None:
+        _server.sock.close()
+        _server = None
+
+
+os.register_at_fork(after_in_child=_forget_server_in_child)
+
+
+class ForkserverPopen(Popen):
+    method = "forkserver"
+
+    def _launch(self, process: Any) -> None:
+        options = child_options(process, self.channel, guard_parent=False)
+        payload = start_payload(process, self.method, options)
+        out_w, err_w = self._output_pipes(process)
+        status_r, status_w = os.pipe()
+        child_fds = [status_w, self._child_sock.fileno(), 1 if out_w is None else out_w, 2 if err_w is None else err_w]
+        server = _get_server()
+        try:
+            try:
+                server.request(REQUEST.pack(options["capture"], options["detached"]), child_fds)
+            except OSError:
+                server = self._restart(server)
+                server.request(REQUEST.pack(options["capture"], options["detached"]), child_fds)
+        finally:
+            self._child_sock.close()
+            _fd.close_all(status_w, out_w, err_w)
+        self.sentinel = status_r
+        try:
+            send_payload(self.channel.sock, payload)
+        except OSError:
+            pass  # the child died before reading it; its exit code tells why
+        reply = _read_exact(status_r, PID.size)
+        if len(reply) != PID.size:
+            _fd.close_all(status_r)
+            self.sentinel = -1
+            self._restart(server)
+            raise ProcessError(
+                f"the fork server died before starting {process._name}; it has been "
+                "restarted, so calling start() on a new Process may work"
+            )
+        (self.pid,) = PID.unpack(reply)
+
+    @staticmethod
+    def _restart(server: _Server) -> _Server:
+        global _server
+        with _server_lock:
+            if _server is server:
+                server.discard()
+                _server = None
+        return _get_server()
+
+    def _reap(self, flags: int) -> None:
+        if flags == os.WNOHANG and not _fd.wait_readable(self.sentinel, 0):
+            return
+        data = _read_exact(self.sentinel, EXIT.size)
+        # No status means the server died first; 255 is what a lost child reports.
+        self.returncode = EXIT.unpack(data)[0] if len(data) == EXIT.size else 255
+
+
+def _read_exact(fd: int, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = os.read(fd, size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data

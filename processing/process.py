@@ -1,0 +1,483 @@
+"""Process objects: the seed's ``Process`` class, the main process, and the registry of children.
+
+The state machine is initial -> started -> stopped[...]. Who actually creates
+the child is a start method's job (``popen_*`` modules); this module only keeps
+names, flags, keys and the rules of the original ``processing`` package.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import IO, Any
+
+from . import authkey as _authkey
+from . import monitor, startmethods
+from .errors import ProcessStateError
+
+__all__ = [
+    "Process",
+    "activeChildren",
+    "active_children",
+    "cpuCount",
+    "cpu_count",
+    "currentProcess",
+    "current_process",
+]
+
+#: How long ``terminate()`` and ``kill()`` wait for the child to die before returning.
+SIGNAL_WAIT = 2.0
+
+OutputTarget = Callable[[str, bytes], Any] | IO[str]
+
+# Attributes that only mean something in the process that created the object.
+_PARENT_ONLY = ("_popen", "_output", "_counter", "_finished", "messages")
+
+
+class Process:
+    """Activity run in a separate process (``threading.Thread``'s methods, plus pid, exit code, key).
+
+    Keyword-only extensions beyond the seed:
+
+    - ``daemon``: the daemon flag (default: inherited from the creating process).
+    - ``method``: ``'fork'``, ``'spawn'`` or ``'forkserver'`` (default: :func:`getStartMethod`).
+    - ``output``: capture the child's stdout and stderr at the file-descriptor
+      level and deliver them, in order per stream, to a callable
+      ``output(stream_name, data: bytes)`` or to a text stream's ``write``.
+    - ``new_process_group``: put the child in a process group of its own, so a
+      signal to the creator's group (a terminal's Ctrl-C, a Jupyter interrupt)
+      does not reach it.
+    - ``detached``: let the child outlive its creator. By default a child is
+      killed when its creator dies without cleaning up (SIGKILL, a crash).
+
+    Raises:
+        ValueError: ``group`` is not None, or ``method`` is unknown.
+        TypeError: ``output`` is neither callable nor has a ``write`` method.
+    """
+
+    def __init__(
+        self,
+        group: None = None,
+        target: Callable[..., Any] | None = None,
+        name: str | None = None,
+        args: Iterable[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        daemon: bool | None = None,
+        method: str | None = None,
+        output: OutputTarget | None = None,
+        new_process_group: bool = False,
+        detached: bool = False,
+    ) -> None:
+        if group is not None:
+            raise ValueError(
+                "group must be None: it exists only for compatibility with threading.Thread; "
+                "leave it out"
+            )
+        creator = _current_process
+        self._identity = (*creator._identity, next(creator._counter))
+        self._creator_pid = os.getpid()
+        self._target = target
+        self._args = tuple(args)
+        self._kwargs = dict(kwargs or {})
+        self._name = "Process-" + ":".join(map(str, self._identity))
+        if name is not None:
+            self.setName(name)
+        self._daemonic = creator._daemonic if daemon is None else bool(daemon)
+        self._authkey = creator._authkey
+        self._method = None if method is None else startmethods.check(method)
+        self._output = _output_callback(output)
+        self._new_process_group = bool(new_process_group)
+        self._detached = bool(detached)
+        self._popen: Any = None
+        self._closed = False
+        self._counter = itertools.count(1)
+        self._finished = threading.Event()
+        self.messages: list[Any] = []
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for attribute in _PARENT_ONLY:
+            state.pop(attribute, None)
+        return state
+
+    # -- the seed's methods --------------------------------------------------
+
+    def run(self) -> None:
+        """The process's activity: call the target with args and kwargs. Override in subclasses."""
+        if self._target is not None:
+            self._target(*self._args, **self._kwargs)
+
+    def start(self) -> None:
+        """Start the child; it runs ``run()``. Returns once the child exists (its pid is known).
+
+        Raises:
+            ProcessStateError: already started, or called from a process other than the creator.
+            TargetPicklingError: under spawn or forkserver, something the child needs
+                cannot be sent; nothing was started.
+            ValueError: the process object is closed.
+        """
+        self._check_open()
+        self._check_creator("start")
+        if self._popen is not None:
+            raise ProcessStateError(
+                f"{self._name} has already been started; a Process can be started only once: "
+                "create a new Process to run the target again"
+            )
+        _reap_finished_children()
+        method = self._method or startmethods.getStartMethod()
+        self._popen = startmethods.popen_class(method)(self)
+        _children.add(self)
+        monitor.watch(self)
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait until the child exits or ``timeout`` seconds pass; may be called many times.
+
+        When the child has exited, its output has been delivered and the ``exited``
+        event fired by the time ``join`` returns.
+
+        Raises:
+            ProcessStateError: not started yet, joining itself, or not the creator.
+            ValueError: the process object is closed.
+        """
+        self._check_open()
+        if self is _current_process:
+            raise ProcessStateError(f"{self._name} cannot join itself: it would wait forever")
+        self._check_creator("join")
+        if self._popen is None:
+            raise ProcessStateError(f"cannot join {self._name}: it has not been started; call start() first")
+        if self._popen.wait(timeout) is not None:
+            _children.discard(self)
+            monitor.wait_delivered(self, timeout)
+
+    def getName(self) -> str:
+        return self._name
+
+    def setName(self, name: str) -> None:
+        """Set the name (identification only; names need not be unique).
+
+        Raises:
+            TypeError: ``name`` is not a str.
+        """
+        if not isinstance(name, str):
+            raise TypeError(f"a process name must be a str, not {type(name).__name__}")
+        self._name = name
+
+    def isAlive(self) -> bool:
+        """Whether the child runs: True from the moment ``start()`` returns until it exits.
+
+        Raises:
+            ProcessStateError: called from a process other than the creator.
+            ValueError: the process object is closed.
+        """
+        self._check_open()
+        if self is _current_process:
+            return True
+        self._check_creator("isAlive")
+        if self._popen is None or self._popen.poll() is not None:
+            _children.discard(self)
+            return False
+        return True
+
+    def isDaemon(self) -> bool:
+        return self._daemonic
+
+    def setDaemon(self, daemonic: bool) -> None:
+        """Set the daemon flag; only before ``start()``.
+
+        Raises:
+            ProcessStateError: the process has already been started.
+        """
+        if self._popen is not None:
+            raise ProcessStateError(
+                f"cannot change the daemon flag of {self._name} after start(); "
+                "set it before calling start() (or pass daemon= to the constructor)"
+            )
+        self._daemonic = bool(daemonic)
+
+    def getPid(self) -> int | None:
+        """The child's process id, or None before ``start()``."""
+        if self is _current_process:
+            return os.getpid()
+        return None if self._popen is None else self._popen.pid
+
+    def getExitCode(self) -> int | None:
+        """None while running; 0, N for ``sys.exit(N)``, 1 on an exception, -N for death by signal N."""
+        self._check_open()
+        return None if self._popen is None else self._popen.poll()
+
+    def getAuthKey(self) -> str:
+        """The authentication key as a string (64 random hex digits unless set)."""
+        return _authkey.key_text(self._authkey)
+
+    def setAuthKey(self, authkey: str | bytes) -> None:
+        """Set the key this process (and the children it creates later) authenticates with.
+
+        Raises:
+            TypeError: not a str or bytes.
+            ValueError: empty.
+        """
+        self._authkey = _authkey.as_key(authkey)
+
+    def terminate(self) -> None:
+        """Send SIGTERM, then wait up to ``SIGNAL_WAIT`` seconds for the child to die.
+
+        Exit handlers and ``finally`` clauses do not run in the child, and its own
+        children are *not* terminated. A child that ignores SIGTERM is still alive
+        when this returns; use :meth:`kill`.
+
+        Raises:
+            ProcessStateError: the process has not been started.
+            ValueError: the process object is closed.
+        """
+        self._signal(signal.SIGTERM)
+
+    # -- PEP 8 spellings and stdlib extras -------------------------------------
+
+    def kill(self) -> None:
+        """Like :meth:`terminate`, with SIGKILL, which cannot be ignored."""
+        self._signal(signal.SIGKILL)
+
+    def close(self) -> None:
+        """Release the descriptors held for the child; most methods then raise ValueError.
+
+        Raises:
+            ValueError: the child is still running.
+        """
+        if self._popen is not None:
+            if self._popen.poll() is None:
+                raise ValueError(
+                    f"cannot close {self._name} while it is still running; "
+                    "call join() or terminate() first"
+                )
+            self._popen.close()
+        _children.discard(self)
+        self._closed = True
+
+    is_alive = isAlive
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @name.setter
+    def name(self, name: str) -> None:
+        self.setName(name)
+
+    @property
+    def daemon(self) -> bool:
+        return self._daemonic
+
+    @daemon.setter
+    def daemon(self, daemonic: bool) -> None:
+        self.setDaemon(daemonic)
+
+    @property
+    def pid(self) -> int | None:
+        return self.getPid()
+
+    ident = pid
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.getExitCode()
+
+    @property
+    def authkey(self) -> bytes:
+        return self._authkey
+
+    @authkey.setter
+    def authkey(self, authkey: str | bytes) -> None:
+        self.setAuthKey(authkey)
+
+    @property
+    def authkey_fingerprint(self) -> str:
+        """First 8 hex digits of the key's SHA-256: shows which processes share a key."""
+        return _authkey.fingerprint(self._authkey)
+
+    @property
+    def method(self) -> str | None:
+        """The start method used (or to be used, if set at construction)."""
+        return self._popen.method if self._popen is not None else self._method
+
+    @property
+    def sentinel(self) -> int:
+        """A descriptor that becomes readable when the child exits.
+
+        Raises:
+            ValueError: the process has not been started, or is closed.
+        """
+        self._check_open()
+        if self._popen is None:
+            raise ValueError(f"{self._name} has not been started, so it has no sentinel yet")
+        return self._popen.sentinel
+
+    def __repr__(self) -> str:
+        return "<%s(%s, %s%s)>" % (
+            type(self).__name__,
+            self._name,
+            self._status(),
+            " daemon" if self._daemonic else "",
+        )
+
+    # -- internals ------------------------------------------------------------
+
+    def _status(self) -> str:
+        if self is _current_process:
+            return "started"
+        if self._popen is None:
+            return "closed" if self._closed else "initial"
+        return status_word(self._popen.poll())
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError(f"{self._name} is closed; create a new Process object")
+
+    def _check_creator(self, action: str) -> None:
+        if self._creator_pid != os.getpid():
+            raise ProcessStateError(
+                f"{action}() on {self._name} must be called by the process that created it "
+                f"(pid {self._creator_pid}), not by pid {os.getpid()}"
+            )
+
+    def _signal(self, signum: int) -> None:
+        self._check_open()
+        if self._popen is None:
+            raise ProcessStateError(f"cannot signal {self._name}: it has not been started")
+        if self._popen.poll() is None:
+            self._popen.send_signal(signum)
+            self._popen.wait(SIGNAL_WAIT)
+
+
+class _MainProcess(Process):
+    """The process that imported :mod:`processing` first; the root of all names."""
+
+    def __init__(self) -> None:
+        self._identity = ()
+        self._creator_pid = None
+        self._target = None
+        self._args = ()
+        self._kwargs = {}
+        self._name = "MainProcess"
+        self._daemonic = False
+        self._authkey = _authkey.new_key()
+        self._method = None
+        self._output = None
+        self._new_process_group = False
+        self._detached = False
+        self._popen = None
+        self._closed = False
+        self._counter = itertools.count(1)
+        self._finished = threading.Event()
+        self.messages = []
+
+
+def status_word(exitcode: int | None) -> str:
+    """The repr's status for an exit code: started, stopped, stopped[SIGTERM], stopped[N]."""
+    if exitcode is None:
+        return "started"
+    if exitcode == 0:
+        return "stopped"
+    if exitcode < 0:
+        try:
+            return f"stopped[{signal.Signals(-exitcode).name}]"
+        except ValueError:
+            return f"stopped[{exitcode}]"
+    return f"stopped[{exitcode}]"
+
+
+def _output_callback(output: OutputTarget | None) -> Callable[[str, bytes], Any] | None:
+    if output is None or callable(output):
+        return output
+    if hasattr(output, "write"):
+        return _StreamWriter(output)
+    raise TypeError(
+        f"output must be a callable taking (stream_name, data) or a text stream, "
+        f"not {type(output).__name__}"
+    )
+
+
+class _StreamWriter:
+    """Decode each stream's bytes incrementally (a character may straddle two reads) and write them."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        import codecs
+
+        self._stream = stream
+        self._decoders = {
+            name: codecs.getincrementaldecoder("utf-8")("replace") for name in ("stdout", "stderr")
+        }
+
+    def __call__(self, stream_name: str, data: bytes) -> None:
+        self._stream.write(self._decoders[stream_name].decode(data))
+        self._stream.flush()
+
+
+_current_process: Process = _MainProcess()
+_children: set[Process] = set()
+
+
+def become_current(process: Process) -> None:
+    """In a new child: make ``process`` the current process, with no children of its own yet."""
+    global _current_process, _children
+    for inherited in _children:
+        if inherited._popen is not None:
+            inherited._popen.release_in_child()
+    _current_process = process
+    _children = set()
+    process._popen = None
+    process._counter = itertools.count(1)
+    process._finished = threading.Event()
+    process.messages = []
+    process._output = None
+
+
+def currentProcess() -> Process:
+    """The Process object of the process this is called in (``MainProcess`` at the top)."""
+    return _current_process
+
+
+def activeChildren() -> list[Process]:
+    """The children of this process that are still alive (finished ones are reaped on the way)."""
+    _reap_finished_children()
+    return list(_children)
+
+
+def cpuCount() -> int:
+    """The number of CPUs in the system.
+
+    Raises:
+        NotImplementedError: the platform cannot tell.
+    """
+    count = os.cpu_count()
+    if count is None:
+        raise NotImplementedError("cannot determine the number of CPUs on this platform")
+    return count
+
+
+def _reap_finished_children() -> None:
+    for child in list(_children):
+        if child._popen is not None and child._popen.poll() is not None:
+            _children.discard(child)
+
+
+def shutdown_children() -> None:
+    """What a process does as it ends: terminate daemonic children, then join the others."""
+    for child in list(_children):
+        if child._daemonic and child._popen is not None and child._popen.poll() is None:
+            child._popen.send_signal(signal.SIGTERM)
+    for child in list(_children):
+        if child._popen is not None:
+            child._popen.wait()
+    _children.clear()
+
+
+current_process = currentProcess
+active_children = activeChildren
+cpu_count = cpuCount
+
+atexit.register(shutdown_children)

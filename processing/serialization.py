@@ -1,0 +1,88 @@
+"""Turning targets, arguments and process objects into bytes a fresh interpreter can load.
+
+Plain pickle stores a function or class by reference (module plus name). That
+breaks for anything a new interpreter cannot import again: objects defined in
+``__main__`` (a notebook cell, ``python -c``), lambdas and closures. Those are
+sent by value with cloudpickle. Plain pickle stays the fast path; cloudpickle is
+imported only when an object needs it, because importing it costs ~20 ms.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import types
+from typing import Any
+
+from .errors import TargetPicklingError
+
+__all__ = ["dumps", "loads", "describe_unpicklable"]
+
+PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+
+class _NeedsValue(Exception):
+    """Raised inside the fast pickler when an object must be sent by value."""
+
+
+def _by_reference_is_unsafe(obj: object) -> bool:
+    module = getattr(obj, "__module__", None)
+    qualname = getattr(obj, "__qualname__", "")
+    return module in ("__main__", "__mp_main__", None) or "<" in qualname
+
+
+class _FastPickler(pickle.Pickler):
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, (types.FunctionType, type)) and _by_reference_is_unsafe(obj):
+            raise _NeedsValue
+        return NotImplemented
+
+
+def dumps(obj: object) -> bytes:
+    """Serialise ``obj`` so that a fresh interpreter can load it.
+
+    Raises whatever pickling raises when even cloudpickle cannot serialise it.
+    """
+    buffer = io.BytesIO()
+    try:
+        _FastPickler(buffer, PROTOCOL).dump(obj)
+        return buffer.getvalue()
+    except (_NeedsValue, pickle.PicklingError, AttributeError, TypeError):
+        import cloudpickle
+
+        return cloudpickle.dumps(obj, protocol=PROTOCOL)
+
+
+loads = pickle.loads
+
+
+def _parts(process: Any) -> list[tuple[str, object]]:
+    parts: list[tuple[str, object]] = [("target", process._target)]
+    parts += [(f"args[{i}]", arg) for i, arg in enumerate(process._args)]
+    parts += [(f"kwargs[{key!r}]", value) for key, value in process._kwargs.items()]
+    own = {k: v for k, v in vars(process).items() if not k.startswith("_")}
+    parts += [(f"attribute {name!r}", value) for name, value in own.items()]
+    return parts
+
+
+def describe_unpicklable(process: Any, method: str, error: BaseException) -> TargetPicklingError:
+    """Build the error for a process whose state cannot be sent, naming the offending part."""
+    for label, value in _parts(process):
+        try:
+            dumps(value)
+        except Exception as part_error:  # noqa: BLE001 - any failure names the culprit
+            culprit = f"its {label}, {_short_repr(value)},"
+            error = part_error
+            break
+    else:
+        culprit = f"the {type(process).__name__} object itself"
+    return TargetPicklingError(
+        f"cannot start {process._name} with the {method!r} start method: {culprit} cannot be "
+        f"sent to the child ({type(error).__name__}: {error}). Pass something picklable "
+        "(create such objects inside the target instead), or use method='fork', which sends nothing."
+    )
+
+
+def _short_repr(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
