@@ -128,9 +128,13 @@ class _State:
 
     def _run(self) -> None:
         assert self._selector is not None
+        registered = self._selector.get_map()
         while True:
             for key, _ in self._selector.select():
-                key.data(key.fd)
+                # An earlier handler in this batch may have closed this descriptor
+                # (and the number may even be in use again): act only on live keys.
+                if registered.get(key.fd) is key:
+                    _guarded(key.data, key.fd)
 
     def _on_wake(self, fd: int) -> None:
         try:
@@ -187,14 +191,16 @@ class _State:
     def _on_exit(self, process: Any) -> None:
         popen = process._popen
         self._forget(popen.sentinel)
-        for stream, fd in popen.output_fds():
-            for _ in range(_DRAIN_LIMIT):
-                if not self._on_output(process, stream, fd):
-                    break
-        self._on_channel(process)
-        exitcode = popen.wait()
-        _notify("exited", process, exitcode)
-        process._finished.set()
+        try:
+            for stream, fd in popen.output_fds():
+                for _ in range(_DRAIN_LIMIT):
+                    if not self._on_output(process, stream, fd):
+                        break
+            self._on_channel(process)
+            exitcode = popen.wait()
+            _notify("exited", process, exitcode)
+        finally:
+            process._finished.set()
 
     def _forget(self, fd: int) -> None:
         assert self._selector is not None
