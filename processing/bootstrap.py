@@ -83,6 +83,20 @@ def spawn_main(channel_fd: int, out_fd: int | None, err_fd: int | None) -> None:
     os._exit(_run(process, sock, out_fd, err_fd, payload["options"]))
 
 
+def rehearse() -> None:
+    """In a fork server's idle child: unpickle a sample payload once, before any request.
+
+    A fresh fork shares every page with its parent; the first write to each
+    (even a reference count) costs a copy-on-write fault. Doing the unpickling
+    work once while idle moves most of those faults out of the start-up path.
+    """
+    from .serialization import dumps
+
+    sample = _process.Process(target=lambda: None, args=(0,), kwargs={"k": ""})
+    payload = dumps({"process": dumps(sample), "options": {}, "sys_path": sys.path, "cwd": ""})
+    _process_loads(_process_loads(payload)["process"])
+
+
 def _process_loads(data: bytes) -> Any:
     from .serialization import loads
 
@@ -151,8 +165,8 @@ def _text_stream(fd: int, *, write_through: bool) -> io.TextIOWrapper:
 
 
 def _close_stdin() -> None:
-    if sys.stdin is None:
-        return
+    if sys.stdin is None or getattr(sys.stdin, "name", None) == os.devnull:
+        return  # a fork server's children inherit its /dev/null
     try:
         sys.stdin.close()
         sys.stdin = open(os.devnull)  # noqa: SIM115 - it lives as long as the process

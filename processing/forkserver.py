@@ -6,7 +6,8 @@ kernel is. The client (one server per client process) talks to it over a
 private socketpair: each request is a fixed-size header plus descriptors
 passed with SCM_RIGHTS (exit-status pipe, control channel, fds 1 and 2).
 
-For each child the server writes its pid (8 bytes) and, once it has reaped it,
+The server keeps one child forked ahead of time, waiting for a request, so
+a start costs a hand-over, not a fork. For each child the server writes its pid (8 bytes) and, once it has reaped it,
 its exit code (4 bytes) to the status pipe; the client's end of that pipe is the
 child's sentinel. When the client goes away (EOF) the server terminates the
 children that were not started detached, so nothing outlives a dead kernel.
@@ -14,12 +15,15 @@ children that were not started detached, so nothing outlives a dead kernel.
 
 from __future__ import annotations
 
+import collections
+import gc
 import importlib
 import os
 import selectors
 import signal
 import socket
 import struct
+import sys
 import time
 
 __all__ = ["EXIT", "PID", "REQUEST", "main"]
@@ -29,16 +33,20 @@ PID = struct.Struct("<q")
 EXIT = struct.Struct("<i")
 _FDS_PER_REQUEST = 4
 _SHUTDOWN_GRACE = 2.0
+_IDLE_CHILDREN = 2
+_QUIET = 0.002
 
 
 def main(client_fd: int, preload: list[str]) -> None:
     """Serve fork requests until the client closes its end."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _stdin_to_devnull()
     for name in preload:
         try:
             importlib.import_module(name)
         except ImportError:
             pass
+    gc.freeze()  # objects made so far are shared, not copied, by every child
     client = socket.socket(fileno=client_fd)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
@@ -46,27 +54,37 @@ def main(client_fd: int, preload: list[str]) -> None:
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     children: dict[int, tuple[int, bool]] = {}
+    own_fds = (client.fileno(), wake_r, wake_w)
+    idle: collections.deque[tuple[int, socket.socket]] = collections.deque()
     selector = selectors.DefaultSelector()
     selector.register(client, selectors.EVENT_READ)
     selector.register(wake_r, selectors.EVENT_READ)
     while True:
-        for key, _ in selector.select():
+        # Replenish the idle children only once the server has been quiet for a
+        # moment: a fork racing a starting child for the CPUs slows both.
+        events = selector.select(_QUIET if len(idle) < _IDLE_CHILDREN else None)
+        if not events:
+            idle.append(_fork_idle(children, own_fds))
+        for key, _ in events:
             if key.fileobj is client:
                 message, fds, _flags, _addr = socket.recv_fds(client, REQUEST.size, _FDS_PER_REQUEST)
                 if not message:
+                    for _pid, sock in idle:
+                        sock.close()
                     _shut_down(children)
                     return
-                _fork_child(REQUEST.unpack(message), fds, children, (client.fileno(), wake_r, wake_w))
+                child = idle.popleft() if idle else _fork_idle(children, own_fds, warm_up=False)
+                _hand_over(child, message, fds, children)
             else:
                 _drain(wake_r)
                 _reap(children)
 
 
-def _fork_child(
-    request: tuple[bool, bool], fds: list[int], children: dict[int, tuple[int, bool]], own_fds: tuple[int, ...]
-) -> None:
-    _capture, detached = request
-    status_w, channel_fd, out_fd, err_fd = fds
+def _fork_idle(
+    children: dict[int, tuple[int, bool]], own_fds: tuple[int, ...], *, warm_up: bool = True
+) -> tuple[int, socket.socket]:
+    """Fork the next child ahead of time, so a request waits neither for fork nor for its after-fork work."""
+    ours, theirs = socket.socketpair()
     pid = os.fork()
     if pid == 0:
         exitcode = 1
@@ -74,17 +92,49 @@ def _fork_child(
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
-            for fd in (*own_fds, status_w, *(w for w, _ in children.values())):
+            for fd in (*own_fds, ours.detach(), *(w for w, _ in children.values())):
                 os.close(fd)
-            from .bootstrap import spawn_main
+            from .bootstrap import rehearse, spawn_main
 
-            spawn_main(channel_fd, out_fd, err_fd)
+            if warm_up:
+                rehearse()
+            message, fds, _flags, _addr = socket.recv_fds(theirs, REQUEST.size, _FDS_PER_REQUEST)
+            theirs.close()
+            if message:
+                status_w, channel_fd, out_fd, err_fd = fds
+                os.close(status_w)
+                spawn_main(channel_fd, out_fd, err_fd)
+            exitcode = 0
         finally:
             os._exit(exitcode)
-    os.write(status_w, PID.pack(pid))
+    theirs.close()
+    return pid, ours
+
+
+def _hand_over(
+    idle: tuple[int, socket.socket], message: bytes, fds: list[int], children: dict[int, tuple[int, bool]]
+) -> None:
+    """Give a request to the idle child, tell the client its pid, and keep its status pipe."""
+    pid, sock = idle
+    _capture, detached = REQUEST.unpack(message)
+    status_w = fds[0]
+    try:
+        socket.send_fds(sock, [message], fds)
+        os.write(status_w, PID.pack(pid))
+    except OSError:
+        pass  # the idle child died; its exit status will say so
+    sock.close()
     children[pid] = (status_w, detached)
-    for fd in (channel_fd, out_fd, err_fd):
+    for fd in fds[1:]:
         os.close(fd)
+
+
+def _stdin_to_devnull() -> None:
+    """Children must not read the client's stdin; doing this once here spares each child the work."""
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    sys.stdin = open(os.devnull)  # noqa: SIM115 - it lives as long as the server
 
 
 def _drain(fd: int) -> None:

@@ -96,7 +96,7 @@ class Process:
         self._popen: Any = None
         self._closed = False
         self._counter = itertools.count(1)
-        self._finished = threading.Event()
+        self._finished: threading.Event | None = None
         self.messages: list[Any] = []
 
     def __getstate__(self) -> dict[str, Any]:
@@ -131,6 +131,7 @@ class Process:
         _reap_finished_children()
         method = self._method or startmethods.getStartMethod()
         self._popen = startmethods.popen_class(method)(self)
+        self._finished = threading.Event()
         _children.add(self)
         monitor.watch(self)
 
@@ -372,7 +373,7 @@ class _MainProcess(Process):
         self._popen = None
         self._closed = False
         self._counter = itertools.count(1)
-        self._finished = threading.Event()
+        self._finished = None
         self.messages = []
 
 
@@ -431,7 +432,7 @@ def become_current(process: Process) -> None:
     _children = set()
     process._popen = None
     process._counter = itertools.count(1)
-    process._finished = threading.Event()
+    process._finished = None
     process.messages = []
     process._output = None
 
