@@ -23,6 +23,9 @@ import time
 
 import processing
 
+#: Rest before each latency sample: a notebook starts a process now and then, and at
+#: rest the fork server has a warm child ready. Back-to-back figures are printed too.
+REST = 0.01
 MAIN_RUNS = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".main_runs")
 
 
@@ -57,11 +60,13 @@ def stdlib_start(method: str):
     return run
 
 
-def median_ms(func, runs: int, warmup: int = 3) -> float:
+def median_ms(func, runs: int, warmup: int = 3, pause: float = 0.0) -> float:
+    """Median wall time of ``func()``; ``pause`` seconds of rest before each sample."""
     for _ in range(warmup):
         func()
     samples = []
     for _ in range(runs):
+        time.sleep(pause)
         start = time.perf_counter()
         func()
         samples.append(time.perf_counter() - start)
@@ -124,21 +129,33 @@ def main() -> None:
     heaps = [0, 512] if options.quick else [0, 512, 1024, 2048]
     multiprocessing.set_forkserver_preload([__name__])
 
-    print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs; medians of {runs} start+join of a no-op")
+    print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    print(f"start+join of a no-op, median of {runs}, each after {REST * 1000:.0f} ms at rest:")
     ballast = []
     for heap_mib in heaps:
         while len(ballast) < heap_mib // 64:
             ballast.append(bytearray(os.urandom(1)) * (64 << 20))
         print(f"\nparent heap {heap_mib} MiB:")
-        base = median_ms(raw_fork, runs)
+        base = median_ms(raw_fork, runs, pause=REST)
         row("raw os.fork + waitpid", base, base)
         for method in ("forkserver", "fork", "spawn"):
             if method == "spawn" and heap_mib:
                 continue
             method_runs = max(10, runs // 5) if method == "spawn" else runs
-            row(f"processing {method}", median_ms(processing_start(method), method_runs), base)
-            row(f"stdlib multiprocessing {method}", median_ms(stdlib_start(method), method_runs), base)
+            row(f"processing {method}", median_ms(processing_start(method), method_runs, pause=REST), base)
+            row(
+                f"stdlib multiprocessing {method}",
+                median_ms(stdlib_start(method), method_runs, pause=REST),
+                base,
+            )
     ballast.clear()
+
+    print(f"\nback to back (no rest between starts; on {os.cpu_count()} CPUs the fork server then forks")
+    print("on demand instead of handing over a warm child), median of", runs)
+    base = median_ms(raw_fork, runs)
+    row("raw os.fork + waitpid", base, base)
+    row("processing forkserver", median_ms(processing_start("forkserver"), runs), base)
+    row("stdlib multiprocessing forkserver", median_ms(stdlib_start("forkserver"), runs), base)
 
     count = 100
     print(f"\n{count} processes started concurrently, then joined (median of 5):")
@@ -155,7 +172,9 @@ def main() -> None:
     print(f"  import multiprocessing {theirs:6.1f} ms")
 
     print("\n__main__ re-runs per child (a script that counts its own executions):")
-    print(f"  processing forkserver: {main_reruns('processing')}   stdlib forkserver: {main_reruns('stdlib')}")
+    print(
+        f"  processing forkserver: {main_reruns('processing')}   stdlib forkserver: {main_reruns('stdlib')}"
+    )
 
 
 def main_reruns(kind: str) -> int:

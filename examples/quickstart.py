@@ -22,7 +22,7 @@ def main() -> None:
     for method in ("fork", "spawn", "forkserver"):
         lines = []
         child = processing.Process(
-            target=lambda x: print(f"{method}: {x} * {scale} = {x * scale}"),
+            target=lambda x, method=method: print(f"{method}: {x} * {scale} = {x * scale}"),
             args=(4,),
             method=method,
             output=lambda stream, data, lines=lines: lines.append(data.decode()),

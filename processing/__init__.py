@@ -8,22 +8,24 @@ lifecycle events. It never imports IPython; importing it is cheap.
 
 from __future__ import annotations
 
-from typing import Any
-
-from .bootstrap import sendToParent, send_to_parent
 from .errors import AuthenticationError, ProcessError, ProcessStateError, TargetPicklingError
 from .monitor import Subscription, subscribe
+from .parent import send_to_parent, sendToParent
 from .process import (
     Process,
-    activeChildren,
     active_children,
-    cpuCount,
+    activeChildren,
     cpu_count,
-    currentProcess,
+    cpuCount,
     current_process,
+    currentProcess,
     status_word,
 )
-from .startmethods import getStartMethod, get_start_method, setStartMethod, set_start_method
+from .startmethods import get_start_method, getStartMethod, set_start_method, setStartMethod
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "AuthenticationError",

@@ -15,37 +15,19 @@ import socket
 import sys
 import threading
 import traceback
-from typing import Any
 
+from . import parent
 from . import process as _process
 from .channel import ChildChannel, read_payload
-from .errors import ProcessStateError
 
-__all__ = ["prepare_guard", "run_forked", "sendToParent", "send_to_parent", "spawn_main"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["prepare_guard", "run_forked", "spawn_main"]
 
 _PR_SET_PDEATHSIG = 1
 _prctl: Any = None
-_parent_channel: ChildChannel | None = None
-
-
-def sendToParent(obj: object) -> None:
-    """From inside a child: send ``obj`` to the parent, signed with this process's auth key.
-
-    The parent finds it in ``process.messages`` and through the ``message`` event.
-    Objects defined in ``__main__`` travel by value, as targets do.
-
-    Raises:
-        ProcessStateError: called outside a child started by :mod:`processing`.
-    """
-    if _parent_channel is None:
-        raise ProcessStateError(
-            "sendToParent() works only inside a child started by processing; "
-            "this process has no parent channel"
-        )
-    _parent_channel.send(obj)
-
-
-send_to_parent = sendToParent
 
 
 def prepare_guard(options: dict[str, Any]) -> None:
@@ -106,9 +88,8 @@ def _process_loads(data: bytes) -> Any:
 def _run(
     process: Any, sock: socket.socket, out_fd: int | None, err_fd: int | None, options: dict[str, Any]
 ) -> int:
-    global _parent_channel
     _process.become_current(process)
-    _parent_channel = ChildChannel(sock, process._authkey, options["challenge"])
+    parent.channel = ChildChannel(sock, process._authkey, options["challenge"])
     if options["detached"]:
         os.setsid()
     elif options["new_process_group"]:
@@ -129,7 +110,9 @@ def _guard_parent(options: dict[str, Any], sock: socket.socket) -> None:
         if os.getppid() != options["parent_pid"]:
             os.kill(os.getpid(), signal.SIGKILL)  # the parent died before the guard was up
     elif options["guard"] == "eof":
-        threading.Thread(target=_die_on_eof, args=(sock,), name="processing-parent-guard", daemon=True).start()
+        threading.Thread(
+            target=_die_on_eof, args=(sock,), name="processing-parent-guard", daemon=True
+        ).start()
 
 
 def _die_on_eof(sock: socket.socket) -> None:

@@ -122,9 +122,9 @@ class ParentChannel:
             (size,) = _LENGTH.unpack_from(self._buffer)
             if len(self._buffer) < head + size:
                 break
-            mac = bytes(self._buffer[_LENGTH.size:head])
-            body = bytes(self._buffer[head:head + size])
-            del self._buffer[:head + size]
+            mac = bytes(self._buffer[_LENGTH.size : head])
+            body = bytes(self._buffer[head : head + size])
+            del self._buffer[: head + size]
             if not hmac.compare_digest(mac, _mac(self._key, self.challenge, self._seq, body)):
                 self.eof = True
                 self._buffer.clear()

@@ -16,10 +16,13 @@ from __future__ import annotations
 import os
 from multiprocessing import connection as _stdlib
 from multiprocessing.connection import Connection, Pipe
-from typing import Any
 
 from . import authkey as _authkey
 from .process import currentProcess
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["Client", "Connection", "Listener", "Pipe"]
 

@@ -6,11 +6,14 @@ kernel is. The client (one server per client process) talks to it over a
 private socketpair: each request is a fixed-size header plus descriptors
 passed with SCM_RIGHTS (exit-status pipe, control channel, fds 1 and 2).
 
-The server keeps one child forked ahead of time, waiting for a request, so
-a start costs a hand-over, not a fork. For each child the server writes its pid (8 bytes) and, once it has reaped it,
-its exit code (4 bytes) to the status pipe; the client's end of that pipe is the
-child's sentinel. When the client goes away (EOF) the server terminates the
-children that were not started detached, so nothing outlives a dead kernel.
+While nothing else is going on, the server forks children ahead of time
+that wait for a request, so a start costs a hand-over, not a fork (when
+requests come back to back, it forks on demand instead: a fork racing a
+starting child for the CPUs slows both). For each child the server writes
+its pid (8 bytes) and, once it has reaped it, its exit code (4 bytes) to the
+status pipe; the client's end of that pipe is the child's sentinel. When the
+client goes away (EOF) the server terminates the children that were not
+started detached, so nothing outlives a dead kernel.
 """
 
 from __future__ import annotations

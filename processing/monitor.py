@@ -17,11 +17,13 @@ import os
 import selectors
 import sys
 import threading
-import traceback
-from collections.abc import Callable
-from typing import Any
 
 from .errors import AuthenticationError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 __all__ = ["Subscription", "subscribe", "wait_delivered", "watch"]
 
@@ -81,7 +83,9 @@ def _notify(event: str, *args: Any) -> None:
 def _guarded(callback: Callable[..., Any], *args: Any) -> None:
     try:
         callback(*args)
-    except Exception:  # noqa: BLE001 - one broken subscriber must not silence the others
+    except Exception:
+        import traceback
+
         print(f"processing: exception in {callback!r}:", file=sys.stderr)
         traceback.print_exc()
 
@@ -103,28 +107,18 @@ class _State:
         self.subscriptions: list[Subscription] = []
         self.thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._pending: list[Any] = []
         self._selector: selectors.BaseSelector | None = None
-        self._wake_w = -1
 
     def add(self, process: Any) -> None:
+        # Registering straight from the starting thread is safe: epoll and
+        # kqueue take new descriptors while another thread waits in them, and
+        # it spares a wake-up of the monitor thread on every start.
         with self._lock:
             if self.thread is None:
-                self._start()
-            self._pending.append(process)
-        try:
-            os.write(self._wake_w, b"\0")
-        except BlockingIOError:
-            pass  # the pipe is full, so the thread is awake anyway
-
-    def _start(self) -> None:
-        self._selector = selectors.DefaultSelector()
-        wake_r, self._wake_w = os.pipe()
-        os.set_blocking(wake_r, False)
-        os.set_blocking(self._wake_w, False)
-        self._selector.register(wake_r, selectors.EVENT_READ, self._on_wake)
-        self.thread = threading.Thread(target=self._run, name="processing-monitor", daemon=True)
-        self.thread.start()
+                self._selector = selectors.DefaultSelector()
+                self.thread = threading.Thread(target=self._run, name="processing-monitor", daemon=True)
+                self.thread.start()
+            self._register(process)
 
     def _run(self) -> None:
         assert self._selector is not None
@@ -136,27 +130,20 @@ class _State:
                 if registered.get(key.fd) is key:
                     _guarded(key.data, key.fd)
 
-    def _on_wake(self, fd: int) -> None:
-        try:
-            while os.read(fd, 4096):
-                pass
-        except BlockingIOError:
-            pass
-        with self._lock:
-            pending, self._pending = self._pending, []
-        for process in pending:
-            self._register(process)
-
     def _register(self, process: Any) -> None:
         popen = process._popen
         selector = self._selector
         assert selector is not None
-        selector.register(popen.sentinel, selectors.EVENT_READ, lambda fd: self._on_exit(process))
         if popen.channel is not None:
-            selector.register(popen.channel.fileno(), selectors.EVENT_READ, lambda fd: self._on_channel(process))
+            selector.register(
+                popen.channel.fileno(), selectors.EVENT_READ, lambda fd: self._on_channel(process)
+            )
         for stream, fd in popen.output_fds():
             os.set_blocking(fd, False)
             selector.register(fd, selectors.EVENT_READ, lambda fd, s=stream: self._on_output(process, s, fd))
+        # The sentinel goes last: once it is in, the monitor may handle the exit
+        # (and close the other descriptors) at any moment.
+        selector.register(popen.sentinel, selectors.EVENT_READ, lambda fd: self._on_exit(process))
 
     def _on_output(self, process: Any, stream: str, fd: int) -> bool:
         """Deliver one read; False when nothing more is there right now (or ever)."""
@@ -211,6 +198,8 @@ class _State:
 
     def reset_after_fork(self) -> None:
         """In a forked child: no thread, no registrations, no subscribers of the parent's."""
+        if self._selector is not None:
+            self._selector.close()
         self.__init__()  # type: ignore[misc]
 
 

@@ -11,10 +11,13 @@ import os
 import socket
 import sys
 import threading
-from typing import Any
 
 from . import _fd
 from .channel import ParentChannel
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["Popen", "child_options"]
 

@@ -6,7 +6,6 @@ import os
 import socket
 import sys
 import threading
-from typing import Any
 
 from . import _fd
 from .channel import send_payload
@@ -14,6 +13,10 @@ from .errors import ProcessError
 from .forkserver import EXIT, PID, REQUEST
 from .popen import Popen, child_options
 from .popen_spawn import interpreter_command, start_payload
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["ForkserverPopen", "setForkserverPreload", "set_forkserver_preload"]
 
@@ -45,7 +48,9 @@ class _Server:
         from multiprocessing import util
 
         try:
-            self.pid = util.spawnv_passfds(os.fsencode(sys.executable), interpreter_command(call), [theirs.fileno()])
+            self.pid = util.spawnv_passfds(
+                os.fsencode(sys.executable), interpreter_command(call), [theirs.fileno()]
+            )
         finally:
             theirs.close()
         self.sock = ours
@@ -95,7 +100,12 @@ class ForkserverPopen(Popen):
         payload = start_payload(process, self.method, options)
         out_w, err_w = self._output_pipes(process)
         status_r, status_w = os.pipe()
-        child_fds = [status_w, self._child_sock.fileno(), 1 if out_w is None else out_w, 2 if err_w is None else err_w]
+        child_fds = [
+            status_w,
+            self._child_sock.fileno(),
+            1 if out_w is None else out_w,
+            2 if err_w is None else err_w,
+        ]
         server = _get_server()
         try:
             try:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 from . import _fd
 from .channel import send_payload
 from .popen import PACKAGE_ROOT, Popen, child_options
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["SpawnPopen", "interpreter_command", "start_payload"]
 
@@ -35,7 +38,7 @@ def start_payload(process: Any, method: str, options: dict[str, Any]) -> bytes:
 
     try:
         pickled = serialization.dumps(process)
-    except Exception as error:  # noqa: BLE001 - every pickling failure gets the same diagnosis
+    except Exception as error:
         raise serialization.describe_unpicklable(process, method, error) from error
     return serialization.dumps(
         {"process": pickled, "options": options, "sys_path": sys.path, "cwd": os.getcwd()}

@@ -12,27 +12,28 @@ import itertools
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterable, Mapping
-from typing import IO, Any
 
 from . import authkey as _authkey
 from . import monitor, startmethods
 from .errors import ProcessStateError
 
-__all__ = [
-    "Process",
-    "activeChildren",
-    "active_children",
-    "cpuCount",
-    "cpu_count",
-    "currentProcess",
-    "current_process",
-]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+    from typing import IO, Any
+
+    __all__ = [
+        "Process",
+        "activeChildren",
+        "active_children",
+        "cpuCount",
+        "cpu_count",
+        "currentProcess",
+        "current_process",
+    ]
 
 #: How long ``terminate()`` and ``kill()`` wait for the child to die before returning.
 SIGNAL_WAIT = 2.0
-
-OutputTarget = Callable[[str, bytes], Any] | IO[str]
 
 # Attributes that only mean something in the process that created the object.
 _PARENT_ONLY = ("_popen", "_output", "_counter", "_finished", "messages")
@@ -69,14 +70,13 @@ class Process:
         *,
         daemon: bool | None = None,
         method: str | None = None,
-        output: OutputTarget | None = None,
+        output: Callable[[str, bytes], Any] | IO[str] | None = None,
         new_process_group: bool = False,
         detached: bool = False,
     ) -> None:
         if group is not None:
             raise ValueError(
-                "group must be None: it exists only for compatibility with threading.Thread; "
-                "leave it out"
+                "group must be None: it exists only for compatibility with threading.Thread; leave it out"
             )
         creator = _current_process
         self._identity = (*creator._identity, next(creator._counter))
@@ -252,9 +252,9 @@ class Process:
         if self._popen is not None:
             if self._popen.poll() is None:
                 raise ValueError(
-                    f"cannot close {self._name} while it is still running; "
-                    "call join() or terminate() first"
+                    f"cannot close {self._name} while it is still running; call join() or terminate() first"
                 )
+            monitor.wait_delivered(self, None)  # the monitor must let go of the descriptors first
             self._popen.close()
         _children.discard(self)
         self._closed = True
@@ -391,14 +391,15 @@ def status_word(exitcode: int | None) -> str:
     return f"stopped[{exitcode}]"
 
 
-def _output_callback(output: OutputTarget | None) -> Callable[[str, bytes], Any] | None:
+def _output_callback(
+    output: Callable[[str, bytes], Any] | IO[str] | None,
+) -> Callable[[str, bytes], Any] | None:
     if output is None or callable(output):
         return output
     if hasattr(output, "write"):
         return _StreamWriter(output)
     raise TypeError(
-        f"output must be a callable taking (stream_name, data) or a text stream, "
-        f"not {type(output).__name__}"
+        f"output must be a callable taking (stream_name, data) or a text stream, not {type(output).__name__}"
     )
 
 

@@ -12,9 +12,12 @@ from __future__ import annotations
 import io
 import pickle
 import types
-from typing import Any
 
 from .errors import TargetPicklingError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["dumps", "loads", "describe_unpicklable"]
 
@@ -70,7 +73,7 @@ def describe_unpicklable(process: Any, method: str, error: BaseException) -> Tar
     for label, value in _parts(process):
         try:
             dumps(value)
-        except Exception as part_error:  # noqa: BLE001 - any failure names the culprit
+        except Exception as part_error:
             culprit = f"its {label}, {_short_repr(value)},"
             error = part_error
             break

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["METHODS", "check", "getStartMethod", "get_start_method", "popen_class", "setStartMethod", "set_start_method"]
+__all__ = [
+    "METHODS",
+    "check",
+    "getStartMethod",
+    "get_start_method",
+    "popen_class",
+    "setStartMethod",
+    "set_start_method",
+]
 
 METHODS = ("fork", "spawn", "forkserver")
 _CLASSES = {
