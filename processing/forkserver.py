@@ -76,18 +76,52 @@ def main(client_fd: int, preload: list[str]) -> None:
                         sock.close()
                     _shut_down(children)
                     return
-                child = idle.popleft() if idle else _fork_idle(children, own_fds, warm_up=False)
-                _hand_over(child, message, fds, children)
+                _start_child(idle, message, fds, children, own_fds)
             else:
                 _drain(wake_r)
                 _reap(children)
 
 
-def _fork_idle(
-    children: dict[int, tuple[int, bool]], own_fds: tuple[int, ...], *, warm_up: bool = True
-) -> tuple[int, socket.socket]:
-    """Fork the next child ahead of time, so a request waits neither for fork nor for its after-fork work."""
-    ours, theirs = socket.socketpair()
+def _start_child(
+    idle: collections.deque[tuple[int, socket.socket]],
+    message: bytes,
+    fds: list[int],
+    children: dict[int, tuple[int, bool]],
+    own_fds: tuple[int, ...],
+) -> None:
+    """Serve a request with an idle child (or a fresh fork), tell the client its pid, keep its status pipe."""
+    if idle:
+        pid, sock = idle.popleft()
+        try:
+            socket.send_fds(sock, [message], fds)
+        except OSError:
+            pass  # the idle child died; its exit status will say so
+        sock.close()
+    else:
+        pid = _fork_child(children, own_fds, fds)[0]
+    _capture, detached = REQUEST.unpack(message)
+    status_w = fds[0]
+    try:
+        os.write(status_w, PID.pack(pid))
+    except OSError:
+        pass  # the client has gone
+    children[pid] = (status_w, detached)
+    for fd in fds[1:]:
+        os.close(fd)
+
+
+def _fork_idle(children: dict[int, tuple[int, bool]], own_fds: tuple[int, ...]) -> tuple[int, socket.socket]:
+    """Fork a child ahead of time: it warms up, then waits for a request."""
+    pid, sock = _fork_child(children, own_fds, None)
+    assert sock is not None
+    return pid, sock
+
+
+def _fork_child(
+    children: dict[int, tuple[int, bool]], own_fds: tuple[int, ...], request_fds: list[int] | None
+) -> tuple[int, socket.socket | None]:
+    """Fork a child that serves ``request_fds`` at once or, given None, waits for a request on a socket."""
+    ours, theirs = socket.socketpair() if request_fds is None else (None, None)
     pid = os.fork()
     if pid == 0:
         exitcode = 1
@@ -95,41 +129,25 @@ def _fork_idle(
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
-            for fd in (*own_fds, ours.detach(), *(w for w, _ in children.values())):
+            for fd in (*own_fds, *(w for w, _ in children.values())):
                 os.close(fd)
             from .bootstrap import rehearse, spawn_main
 
-            if warm_up:
+            if theirs is not None:
+                ours.close()
                 rehearse()
-            message, fds, _flags, _addr = socket.recv_fds(theirs, REQUEST.size, _FDS_PER_REQUEST)
-            theirs.close()
-            if message:
-                status_w, channel_fd, out_fd, err_fd = fds
-                os.close(status_w)
-                spawn_main(channel_fd, out_fd, err_fd)
-            exitcode = 0
+                message, request_fds, _flags, _addr = socket.recv_fds(theirs, REQUEST.size, _FDS_PER_REQUEST)
+                theirs.close()
+                if not message:
+                    os._exit(0)  # the server is shutting down
+            status_w, channel_fd, out_fd, err_fd = request_fds
+            os.close(status_w)
+            spawn_main(channel_fd, out_fd, err_fd)
         finally:
             os._exit(exitcode)
-    theirs.close()
+    if theirs is not None:
+        theirs.close()
     return pid, ours
-
-
-def _hand_over(
-    idle: tuple[int, socket.socket], message: bytes, fds: list[int], children: dict[int, tuple[int, bool]]
-) -> None:
-    """Give a request to the idle child, tell the client its pid, and keep its status pipe."""
-    pid, sock = idle
-    _capture, detached = REQUEST.unpack(message)
-    status_w = fds[0]
-    try:
-        socket.send_fds(sock, [message], fds)
-        os.write(status_w, PID.pack(pid))
-    except OSError:
-        pass  # the idle child died; its exit status will say so
-    sock.close()
-    children[pid] = (status_w, detached)
-    for fd in fds[1:]:
-        os.close(fd)
 
 
 def _stdin_to_devnull() -> None:

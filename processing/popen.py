@@ -53,7 +53,7 @@ class Popen:
 
     def __init__(self, process: Any) -> None:
         self.returncode: int | None = None
-        self.pid: int | None = None
+        self._pid: int | None = None
         self.sentinel: int = -1
         self._lock = threading.Lock()
         self._output_fds: dict[int, str] = {}
@@ -69,6 +69,14 @@ class Popen:
 
     def _launch(self, process: Any) -> None:
         raise NotImplementedError
+
+    @property
+    def pid(self) -> int | None:
+        return self._pid
+
+    def exit_sentinel(self) -> int:
+        """A descriptor that becomes readable when the child exits, and not before."""
+        return self.sentinel
 
     def _output_pipes(self, process: Any) -> tuple[int | None, int | None]:
         """Pipes for the child's fds 1 and 2 when output is captured; returns the child's ends."""

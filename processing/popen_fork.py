@@ -34,7 +34,7 @@ class ForkPopen(Popen):
                 exitcode = bootstrap.run_forked(process, self._child_sock, out_w, err_w, options)
             finally:
                 os._exit(exitcode)
-        self.pid = pid
+        self._pid = pid
         self._child_sock.close()
         _fd.close_all(out_w, err_w)
         if pipe_sentinel is not None:

@@ -9,7 +9,6 @@ import threading
 
 from . import _fd
 from .channel import send_payload
-from .errors import ProcessError
 from .forkserver import EXIT, PID, REQUEST
 from .popen import Popen, child_options
 from .popen_spawn import interpreter_command, start_payload
@@ -117,20 +116,36 @@ class ForkserverPopen(Popen):
             self._child_sock.close()
             _fd.close_all(status_w, out_w, err_w)
         self.sentinel = status_r
+        self._server = server
+        self._pid_lock = threading.Lock()
+        self._pid_read = False
         try:
             send_payload(self.channel.sock, payload)
         except OSError:
             pass  # the child died before reading it; its exit code tells why
-        reply = _read_exact(status_r, PID.size)
-        if len(reply) != PID.size:
-            _fd.close_all(status_r)
-            self.sentinel = -1
-            self._restart(server)
-            raise ProcessError(
-                f"the fork server died before starting {process._name}; it has been "
-                "restarted, so calling start() on a new Process may work"
-            )
-        (self.pid,) = PID.unpack(reply)
+
+    @property
+    def pid(self) -> int | None:
+        """Read from the server on first use, so that many starts can be in flight at once."""
+        with self._pid_lock:
+            if not self._pid_read:
+                self._pid_read = True
+                reply = _read_exact(self.sentinel, PID.size)
+                if len(reply) == PID.size:
+                    (self._pid,) = PID.unpack(reply)
+                else:
+                    self.returncode = 255  # the server died before forking; nothing ran
+                    self._restart(self._server)
+            return self._pid
+
+    def exit_sentinel(self) -> int:
+        # The status pipe is readable once for the pid, then for the exit status.
+        self.pid  # noqa: B018 - consume the pid first
+        return self.sentinel
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        self.exit_sentinel()
+        return super().wait(timeout)
 
     @staticmethod
     def _restart(server: _Server) -> _Server:
@@ -142,6 +157,8 @@ class ForkserverPopen(Popen):
         return _get_server()
 
     def _reap(self, flags: int) -> None:
+        if self.pid is None:
+            return
         if flags == os.WNOHANG and not _fd.wait_readable(self.sentinel, 0):
             return
         data = _read_exact(self.sentinel, EXIT.size)

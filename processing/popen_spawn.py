@@ -63,14 +63,14 @@ class SpawnPopen(Popen):
             f"spawn_main({self._child_sock.fileno()}, {out_w}, {err_w})"
         )
         try:
-            self.pid = util.spawnv_passfds(os.fsencode(sys.executable), interpreter_command(call), keep)
+            self._pid = util.spawnv_passfds(os.fsencode(sys.executable), interpreter_command(call), keep)
         finally:
             self._child_sock.close()
             _fd.close_all(out_w, err_w, pipe_sentinel and pipe_sentinel[1])
         if pipe_sentinel is not None:
             self.sentinel = pipe_sentinel[0]
         else:
-            self.sentinel = _fd.process_sentinel(self.pid)
+            self.sentinel = _fd.process_sentinel(self._pid)
         try:
             send_payload(self.channel.sock, payload)
         except OSError:

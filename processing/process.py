@@ -315,7 +315,7 @@ class Process:
         self._check_open()
         if self._popen is None:
             raise ValueError(f"{self._name} has not been started, so it has no sentinel yet")
-        return self._popen.sentinel
+        return self._popen.exit_sentinel()
 
     def __repr__(self) -> str:
         return "<%s(%s, %s%s)>" % (
