@@ -15,7 +15,7 @@ import threading
 
 from . import authkey as _authkey
 from . import monitor, startmethods
-from .errors import ProcessStateError
+from .errors import ProcessError, ProcessStateError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -224,24 +224,28 @@ class Process:
         """
         self._authkey = _authkey.as_key(authkey)
 
-    def terminate(self) -> None:
+    def terminate(self, *, tree: bool = False) -> None:
         """Send SIGTERM, then wait up to ``SIGNAL_WAIT`` seconds for the child to die.
 
-        Exit handlers and ``finally`` clauses do not run in the child, and its own
-        children are *not* terminated. A child that ignores SIGTERM is still alive
-        when this returns; use :meth:`kill`.
+        Exit handlers and ``finally`` clauses do not run in the child, and, as the
+        original package says, its own children are *not* terminated, unless
+        ``tree=True``: then its whole process group gets the signal when it leads
+        one (``new_process_group`` or ``detached``), else every descendant found
+        (with psutil). A child that ignores SIGTERM is still alive when this
+        returns; use :meth:`kill`.
 
         Raises:
             ProcessStateError: the process has not been started.
             ValueError: the process object is closed.
+            ProcessError: ``tree=True`` needs psutil, which is not installed.
         """
-        self._signal(signal.SIGTERM)
+        self._signal(signal.SIGTERM, tree)
 
     # -- PEP 8 spellings and stdlib extras -------------------------------------
 
-    def kill(self) -> None:
+    def kill(self, *, tree: bool = False) -> None:
         """Like :meth:`terminate`, with SIGKILL, which cannot be ignored."""
-        self._signal(signal.SIGKILL)
+        self._signal(signal.SIGKILL, tree)
 
     def close(self) -> None:
         """Release the descriptors held for the child; most methods then raise ValueError.
@@ -345,13 +349,41 @@ class Process:
                 f"(pid {self._creator_pid}), not by pid {os.getpid()}"
             )
 
-    def _signal(self, signum: int) -> None:
+    def _signal(self, signum: int, tree: bool) -> None:
         self._check_open()
         if self._popen is None:
             raise ProcessStateError(f"cannot signal {self._name}: it has not been started")
         if self._popen.poll() is None:
+            if tree:
+                self._signal_descendants(signum)
             self._popen.send_signal(signum)
             self._popen.wait(SIGNAL_WAIT)
+
+    def _signal_descendants(self, signum: int) -> None:
+        """Signal the child's descendants now, while they are still known to be its."""
+        pid = self._popen.pid
+        if self._new_process_group or self._detached:
+            try:
+                os.killpg(pid, signum)
+                return
+            except (ProcessLookupError, PermissionError):
+                pass  # not yet its own group leader: fall back to the walk
+        try:
+            import psutil
+        except ImportError as error:
+            raise ProcessError(
+                f"terminating the whole tree of {self._name} needs psutil (pip install psutil), "
+                "or start it with new_process_group=True"
+            ) from error
+        try:
+            descendants = psutil.Process(pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return
+        for descendant in descendants:
+            try:
+                descendant.send_signal(signum)
+            except psutil.NoSuchProcess:
+                pass
 
 
 class _MainProcess(Process):
