@@ -1,0 +1,397 @@
+"""``ProcessPanel``: one live table of every process of the session, with the auth-key controls.
+
+Why it is built the way it is:
+
+- Driven by events, not polling: the session registry (``session.py``) is
+  told by the core when a process starts or exits, and wakes the panel's one
+  background thread, which waits a moment (``COALESCE``) so that a burst of
+  starts or exits becomes one update.
+- One board for all panels: every ``ProcessPanel`` shows the same shared
+  widget models (rows, buttons, auth-key box). Several panels therefore agree
+  by construction, and a second panel costs one model, not a second table.
+- Light with hundreds of processes: a row is four models (identity, state,
+  figures, button) built with shared layouts and styles; a refresh assigns
+  only values that changed, a button's several traits go in one message
+  (``hold_sync``), and the resource figures (CPU %, memory, elapsed) come from
+  one psutil sweep a second for all rows: at most one message per live row
+  per second, none for stopped rows, none when nothing changed.
+- Clicks never block the kernel: Terminate runs on a worker thread (the core's
+  ``terminate()`` waits up to 2 s for the child to die); the row changes when
+  the core reports the exit. A child still alive after SIGTERM gets a Kill
+  button.
+
+All widget changes happen on the board's thread under its lock; click
+handlers only start work and wake it.
+"""
+
+from __future__ import annotations
+
+import html
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import ipywidgets
+from ipywidgets.widgets.widget_string import HTMLStyle
+
+import processing
+
+from . import authkey_ui
+from .authkey_ui import AuthKeyBox
+from .session import Entry, Session, current
+from .status import format_bytes, format_elapsed
+
+__all__ = ["PERIOD", "ProcessPanel", "text_table"]
+
+#: Seconds between two resource sweeps.
+PERIOD = 1.0
+#: Seconds the board waits after an event for more to arrive before updating.
+COALESCE = 0.05
+
+PANEL_REASON = "terminated from the process panel"
+NONE = "\u2013"
+_TERMINATE_TIP = "Send SIGTERM to this process"
+_KILL_TIP = "Send SIGKILL, which cannot be ignored"
+
+# Column widths: the header and every row share one Layout per column.
+_WIDTHS = {"ident": "27em", "state": "10em", "figures": "25em", "button": "7.5em"}
+_SPANS = {"name": "14em", "pid": "6em", "key": "7em", "exitcode": "5em", "elapsed": "7em", "cpu": "5em",
+          "memory": "8em"}
+
+
+class ProcessPanel(ipywidgets.VBox):
+    """A live table of every process of the session, plus "Terminate all", "Clear stopped" and the key.
+
+    ``ProcessPanel()`` shows the kernel's session; every panel shows the same
+    shared widgets, so several panels agree. ``close()`` closes this panel;
+    the shared widgets and the board's thread go when the last panel closes.
+    """
+
+    def __init__(self, session: Session | None = None, **kwargs: Any) -> None:
+        self.board = _board_for(session or current())
+        super().__init__(self.board.parts(), _dom_classes=("ipyprocessing-panel",), **kwargs)
+        self.board.add(self)
+
+    def close(self) -> None:
+        board = getattr(self, "board", None)
+        super().close()
+        if board is not None:
+            board.remove(self)
+
+    def text(self) -> str:
+        """The table as text (what a front end without widgets shows)."""
+        return text_table(self.board.session.entries(), self.board.session.now())
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is not None:
+            bundle["text/plain"] = self.text()
+        return bundle
+
+
+class _Row:
+    """The widgets of one process's row; updated only by the board's thread."""
+
+    def __init__(self, entry: Entry, board: _Board) -> None:
+        self.entry = entry
+        self.kill_offered = False  # set by a worker when SIGTERM did not end the child
+        self.ident = ipywidgets.HTML(_ident_html(entry), layout=board.layouts["ident"], style=board.style,
+                                     _dom_classes=("ipyprocessing-ident",))
+        self.state = ipywidgets.HTML(entry.state, layout=board.layouts["state"], style=board.style,
+                                     _dom_classes=("ipyprocessing-state",))
+        self.figures = ipywidgets.HTML(_figures_html(entry, board.session.now()),
+                                       layout=board.layouts["figures"], style=board.style,
+                                       _dom_classes=("ipyprocessing-figures",))
+        self.button = ipywidgets.Button(description="Terminate", tooltip=_TERMINATE_TIP,
+                                        disabled=not entry.alive, layout=board.layouts["button"],
+                                        style=board.button_style, _dom_classes=("ipyprocessing-terminate",))
+        self.button.on_click(lambda _button: board.stop([self]))
+        self.box = ipywidgets.HBox([self.ident, self.state, self.figures, self.button],
+                                   layout=board.row_layout, _dom_classes=("ipyprocessing-row",))
+        self._figures_state = entry.state
+
+    def update(self, now: float, figures: bool) -> None:
+        """Bring the widgets up to date; figures only on a sweep or when the state just changed."""
+        entry = self.entry
+        _assign(self.ident, "value", _ident_html(entry))
+        state = entry.state
+        if figures or state != self._figures_state:
+            self._figures_state = state
+            _assign(self.figures, "value", _figures_html(entry, now))
+        _assign(self.state, "value", state)
+        alive = entry.alive
+        kill = alive and self.kill_offered
+        wanted = {"disabled": not alive, "description": "Kill" if kill else "Terminate",
+                  "tooltip": _KILL_TIP if kill else _TERMINATE_TIP}
+        changed = {name: value for name, value in wanted.items() if getattr(self.button, name) != value}
+        if changed:
+            with self.button.hold_sync():  # one message for all of the button's changes
+                for name, value in changed.items():
+                    setattr(self.button, name, value)
+
+    def widgets(self) -> tuple[ipywidgets.Widget, ...]:
+        return (self.ident, self.state, self.figures, self.button, self.box)
+
+
+class _Board:
+    """The shared widgets of all panels of one session, and the one thread that keeps them current."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.lock = threading.RLock()
+        self.panels: list[ProcessPanel] = []
+        self.rows: dict[Entry, _Row] = {}
+        self.ticks = 0  # resource sweeps shown (tests count messages per sweep)
+        self.syncs = 0
+        self.closed = False
+        self._order: list[Entry] = []
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.layouts = {part: ipywidgets.Layout(width=width, flex="0 0 auto")
+                        for part, width in _WIDTHS.items()}
+        self.style = HTMLStyle()
+        self.button_style = ipywidgets.ButtonStyle()
+        self.row_layout = ipywidgets.Layout(align_items="center")
+        self.summary = ipywidgets.HTML("", _dom_classes=("ipyprocessing-summary",),
+                                       layout=ipywidgets.Layout(margin="0 1em 0 0"))
+        self.terminate_all = ipywidgets.Button(
+            description="Terminate all", icon="stop", button_style="danger",
+            tooltip="Send SIGTERM to every running process of the session",
+            _dom_classes=("ipyprocessing-terminate-all",))
+        self.clear_stopped = ipywidgets.Button(description="Clear stopped", icon="eraser",
+                                               tooltip="Remove the rows of processes that have stopped",
+                                               _dom_classes=("ipyprocessing-clear-stopped",))
+        self.terminate_all.on_click(lambda _button: self.stop(self._live_rows()))
+        self.clear_stopped.on_click(lambda _button: self.session.clear_stopped())
+        self.toolbar = ipywidgets.HBox([self.summary, self.terminate_all, self.clear_stopped],
+                                       layout=ipywidgets.Layout(align_items="center"),
+                                       _dom_classes=("ipyprocessing-toolbar",))
+        self.header = ipywidgets.HBox(
+            [ipywidgets.HTML(_header_ident(), layout=self.layouts["ident"], style=self.style),
+             ipywidgets.HTML("<b>state</b>", layout=self.layouts["state"], style=self.style),
+             ipywidgets.HTML(_header_figures(), layout=self.layouts["figures"], style=self.style)],
+            layout=self.row_layout, _dom_classes=("ipyprocessing-header",))
+        self.table = ipywidgets.VBox([self.header], _dom_classes=("ipyprocessing-table",))
+        self.authkey = AuthKeyBox()
+        self._forget_session = session.listen(self._wake.set)
+        self._forget_key = authkey_ui.on_key_change(self._wake.set)
+        self.sync(figures=True)
+
+    def parts(self) -> list[ipywidgets.Widget]:
+        return [self.toolbar, self.table, self.authkey]
+
+    # -- panels come and go -------------------------------------------------------
+
+    def add(self, panel: ProcessPanel) -> None:
+        with self.lock:
+            self.panels.append(panel)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="ipyprocessing-panel", daemon=True)
+                self._thread.start()
+
+    def remove(self, panel: ProcessPanel) -> None:
+        with self.lock:
+            self.panels = [other for other in self.panels if other is not panel]
+            if self.panels or self.closed:
+                return
+            self.closed = True
+            self._forget_session()
+            self._forget_key()
+            widgets = [w for row in self.rows.values() for w in row.widgets()]
+            self.rows.clear()
+            for widget in [*widgets, *self.header.children, self.header, self.table, self.summary,
+                           self.terminate_all, self.clear_stopped, self.toolbar, *self._authkey_widgets(),
+                           *self.layouts.values(), self.style, self.button_style, self.row_layout]:
+                widget.close()
+        self._wake.set()
+        _boards.pop(self.session, None)
+
+    def _authkey_widgets(self) -> list[ipywidgets.Widget]:
+        box = self.authkey
+        return [box.value, box.reveal, box.regenerate, box.field, box.apply, box.message,
+                *box.children, box]
+
+    # -- the thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        next_sweep = time.monotonic()
+        while not self.closed:
+            if self._wake.wait(max(0.0, next_sweep - time.monotonic())):
+                self._wake.clear()
+                time.sleep(COALESCE)  # let the rest of a burst of starts or exits arrive
+                self._wake.clear()
+            if self.closed:
+                return
+            sweep = time.monotonic() >= next_sweep
+            try:
+                if sweep:
+                    self.session.sample()
+                    next_sweep = time.monotonic() + PERIOD
+                self.sync(figures=sweep)
+                if sweep:
+                    with self.lock:
+                        self.ticks += 1
+            except Exception:  # keep the panel alive; say what went wrong
+                print("ipyprocessing: error while refreshing the process panel:", file=sys.stderr)
+                traceback.print_exc()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def sync(self, figures: bool) -> None:
+        """Make the widgets show the session as it is now (figures too if ``figures``)."""
+        with self.lock:
+            if self.closed:
+                return
+            now = self.session.now()
+            entries = self.session.entries()
+            for entry in entries:
+                row = self.rows.get(entry)
+                if row is None:
+                    self.rows[entry] = _Row(entry, self)
+                else:
+                    row.update(now, figures)
+            present = set(entries)
+            for entry in [entry for entry in self.rows if entry not in present]:
+                for widget in self.rows.pop(entry).widgets():
+                    widget.close()
+            if entries != self._order:
+                self._order = entries
+                self.table.children = (self.header, *(self.rows[entry].box for entry in entries))
+            running = sum(entry.alive for entry in entries)
+            stopped = len(entries) - running
+            _assign(self.summary, "value", _summary(running, stopped))
+            _assign(self.terminate_all, "disabled", running == 0)
+            _assign(self.clear_stopped, "disabled", stopped == 0)
+            self.authkey.refresh()
+            self.syncs += 1
+
+    # -- clicks (on the kernel's shell thread) ---------------------------------------------
+
+    def _live_rows(self) -> list[_Row]:
+        with self.lock:
+            return [row for row in self.rows.values() if row.entry.alive]
+
+    def stop(self, rows: Iterable[_Row]) -> None:
+        """Terminate (or kill, where offered) the rows' processes on worker threads; return at once."""
+        rows = [row for row in rows if row.entry.alive]
+        if rows:
+            threading.Thread(target=self._stop_all, args=(rows,), name="ipyprocessing-terminate",
+                             daemon=True).start()
+
+    def _stop_all(self, rows: list[_Row]) -> None:
+        # terminate() waits up to 2 s for each child: in parallel, so one stubborn child
+        # does not hold up the others.
+        workers = min(16, len(rows))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ipyprocessing-stop") as pool:
+            for _ in pool.map(self._stop_one, rows):
+                pass
+        self._wake.set()
+
+    def _stop_one(self, row: _Row) -> None:
+        process = row.entry.process
+        try:
+            if row.kill_offered:
+                process.kill()
+            else:
+                _terminate(process)
+            if process.exitcode is None:
+                row.kill_offered = True
+        except Exception:
+            print(f"ipyprocessing: could not stop {process!r}:", file=sys.stderr)
+            traceback.print_exc()
+
+
+_boards: dict[Session, _Board] = {}
+_boards_lock = threading.Lock()
+
+
+def _board_for(session: Session) -> _Board:
+    with _boards_lock:
+        board = _boards.get(session)
+        if board is None or board.closed:
+            board = _boards[session] = _Board(session)
+        return board
+
+
+def _terminate(process: processing.Process) -> None:
+    """SIGTERM; a ``%%process`` child is told why, so its own cell can say so."""
+    because: Callable[[str], None] | None = getattr(process, "terminate_because", None)
+    if because is not None:
+        because(PANEL_REASON)
+    else:
+        process.terminate()
+
+
+def _assign(widget: ipywidgets.Widget, name: str, value: Any) -> None:
+    """Set a trait only if it differs (no message otherwise), whatever its type's equality rules."""
+    if getattr(widget, name) != value:
+        setattr(widget, name, value)
+
+
+def _span(part: str, text: str, bold: bool = False) -> str:
+    body = f"<b>{html.escape(text)}</b>" if bold else html.escape(text)
+    return f"<span class='ipyprocessing-cell ipyprocessing-{part}'>{body}</span>"
+
+
+def _style() -> str:
+    """The cells' widths, sent once in the header rather than with every refresh of every row."""
+    widths = "".join(f".ipyprocessing-panel .ipyprocessing-cell.ipyprocessing-{part}{{width:{width}}}"
+                     for part, width in _SPANS.items())
+    return ("<style>.ipyprocessing-panel .ipyprocessing-cell{display:inline-block;overflow:hidden;"
+            f"text-overflow:ellipsis;white-space:nowrap;vertical-align:bottom}}{widths}</style>")
+
+
+def _ident_html(entry: Entry) -> str:
+    pid = entry.pid
+    return (_span("name", entry.name, bold=True) + _span("pid", NONE if pid is None else str(pid))
+            + _span("key", entry.fingerprint))
+
+
+def _figures_html(entry: Entry, now: float) -> str:
+    exitcode = NONE if entry.exitcode is None else str(entry.exitcode)
+    cpu = NONE if entry.cpu is None or not entry.alive else f"{entry.cpu:.0f}%"
+    memory = NONE if entry.memory is None or not entry.alive else format_bytes(entry.memory)
+    return (_span("exitcode", exitcode) + _span("elapsed", format_elapsed(entry.elapsed(now)))
+            + _span("cpu", cpu) + _span("memory", memory))
+
+
+def _header_ident() -> str:
+    return _style() + _span("name", "name", True) + _span("pid", "pid", True) + _span("key", "key", True)
+
+
+def _header_figures() -> str:
+    return (_span("exitcode", "exit", True) + _span("elapsed", "elapsed", True) + _span("cpu", "CPU", True)
+            + _span("memory", "memory", True))
+
+
+def _summary(running: int, stopped: int) -> str:
+    if not running and not stopped:
+        return "<b>processes</b>: none started yet in this session"
+    return f"<b>processes</b>: {running} running, {stopped} stopped"
+
+
+def text_table(entries: list[Entry], now: float) -> str:
+    """The panel's table as text: for terminals, and for front ends that cannot show widgets."""
+    rows = [("name", "pid", "key", "state", "exit", "elapsed", "CPU", "memory")]
+    for entry in entries:
+        alive = entry.alive
+        rows.append((
+            entry.name,
+            NONE if entry.pid is None else str(entry.pid),
+            entry.fingerprint,
+            entry.state,
+            NONE if entry.exitcode is None else str(entry.exitcode),
+            format_elapsed(entry.elapsed(now)),
+            f"{entry.cpu:.0f}%" if alive and entry.cpu is not None else NONE,
+            format_bytes(entry.memory) if alive and entry.memory is not None else NONE,
+        ))
+    if len(rows) == 1:
+        return "no process has been started in this session"
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+                     for row in rows)
