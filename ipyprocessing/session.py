@@ -116,8 +116,9 @@ class Session:
             if self._subscription is not None:
                 return self
             self._subscription = processing.subscribe(started=self._started, exited=self._exited)
-        for process in processing.activeChildren():
-            self._started(process)
+        # Adopted in start order (pids grow), with their real start time.
+        for process in sorted(processing.activeChildren(), key=lambda process: process.pid or 0):
+            self._started(process, _start_time(process, self._clock))
         return self
 
     def close(self) -> None:
@@ -174,11 +175,11 @@ class Session:
 
     # -- the core's events ----------------------------------------------------------
 
-    def _started(self, process: processing.Process) -> None:
+    def _started(self, process: processing.Process, started: float | None = None) -> None:
         with self._lock:
             if process in self._entries:
                 return
-            self._entries[process] = Entry(process, self._clock())
+            self._entries[process] = Entry(process, self._clock() if started is None else started)
             self.version += 1
         self._notify()
 
@@ -210,6 +211,18 @@ class Session:
 
                 print("ipyprocessing: error in a session listener:", file=sys.stderr)
                 traceback.print_exc()
+
+
+def _start_time(process: processing.Process, clock: Callable[[], float]) -> float:
+    """When a process adopted after its start began, on ``clock``'s scale (so its elapsed time is right)."""
+    started_at = getattr(process, "started_at", None)  # a %%process child records it
+    if isinstance(started_at, float) and clock is time.monotonic:
+        return started_at
+    try:
+        age = time.time() - psutil.Process(process.pid).create_time()
+    except (psutil.Error, TypeError, ValueError):
+        age = 0.0
+    return clock() - max(0.0, age)
 
 
 _session: Session | None = None
