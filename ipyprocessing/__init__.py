@@ -1,0 +1,43 @@
+"""ipyprocessing: run a notebook cell in a child process, live, in its own cell.
+
+``%load_ext ipyprocessing`` registers ``%%process``, ``%processes`` and
+``%process_terminate``, and the session panel's ``%process_panel`` and
+``%authkey`` (``c.InteractiveShellApp.extensions = ["ipyprocessing"]`` works
+too). It is built on :mod:`processing` and knows nothing of how a child is
+started: it subscribes to the core's events and output.
+
+Importing this package stays cheap (no IPython, no widgets): spawn and
+forkserver children import it to load the cell they run.
+"""
+
+from __future__ import annotations
+
+from .handle import CellProcess
+
+TYPE_CHECKING = False  # no typing at run time: spawned children import this package
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .registry import Registry
+
+__all__ = ["CellProcess", "load_ipython_extension", "processes"]
+
+_registry: Registry | None = None
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the magics with ``ipython`` (called by ``%load_ext ipyprocessing``)."""
+    global _registry
+    from .magics import ProcessMagics
+    from .panel_magics import register_panel_magics
+    from .registry import Registry
+
+    if _registry is None:
+        _registry = Registry()
+    ipython.register_magics(ProcessMagics(ipython, _registry))
+    register_panel_magics(ipython)
+
+
+def processes() -> list[CellProcess]:
+    """The processes this session started with ``%%process``, oldest first."""
+    return [] if _registry is None else _registry.all()

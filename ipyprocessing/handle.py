@@ -1,0 +1,187 @@
+"""``CellProcess``: the Process a ``%%process`` cell starts, with its full output and pulled values.
+
+It is a :class:`processing.Process` (``--proc h`` binds one), so ``h.join()``,
+``h.terminate()``, ``h.exitcode`` work as usual; it adds what the notebook
+needs: every byte the child wrote (``h.output``), the values it pulled, and
+why it stopped. Under spawn and forkserver the object itself travels to the
+child, so this module imports nothing heavy and keeps the parent-only parts
+out of the pickle.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import processing
+
+from .child import PULL_TAG, CellTarget
+from .output import OutputLog
+from .status import describe_exit
+
+TYPE_CHECKING = False  # no typing at run time: spawned children import this module
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+
+    class View(Protocol):
+        """How a process is shown: a widget in a kernel, text lines in a terminal."""
+
+        def output(self, stream: str, data: bytes) -> None:
+            """A chunk the child wrote; called on the monitor thread."""
+
+        def show(self) -> None:
+            """Display the view in the cell; called in the cell, right after ``start()``."""
+
+        def exited(self, exitcode: int, note: str) -> None:
+            """The child has exited and all its output was delivered; called on the monitor thread."""
+
+        def close(self) -> None:
+            """Release the display: the process could not be started."""
+
+__all__ = ["CellProcess", "timeout_reason"]
+
+_PARENT_ONLY = ("_log", "_view", "_user_ns", "_timer", "pulled")
+
+
+class CellProcess(processing.Process):
+    """A child process running one notebook cell.
+
+    ``user_ns`` is where ``--pull`` values are assigned when the child exits
+    with code 0. Output is captured at the file-descriptor level and kept in
+    full; the child is put in its own process group, so interrupting the kernel
+    (which signals the kernel's whole group) does not reach it.
+    """
+
+    def __init__(
+        self,
+        target: CellTarget,
+        *,
+        user_ns: dict[str, Any],
+        name: str | None = None,
+        daemon: bool | None = None,
+        method: str | None = None,
+    ) -> None:
+        self._log = OutputLog()
+        self._view: View | None = None
+        self._user_ns = user_ns
+        self._timer: threading.Timer | None = None
+        self.pulled: dict[str, Any] = {}
+        self.pull_names: tuple[str, ...] = target.pull
+        self.stop_reason: str | None = None
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        super().__init__(target=target, name=name, daemon=daemon, method=method, output=self._deliver,
+                         new_process_group=True)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        for attribute in _PARENT_ONLY:
+            state.pop(attribute, None)
+        return state
+
+    @property
+    def output(self) -> bytes:
+        """Everything the child wrote to stdout and stderr so far, in the order it arrived."""
+        return self._log.join()
+
+    @property
+    def stdout(self) -> bytes:
+        return self._log.join("stdout")
+
+    @property
+    def stderr(self) -> bytes:
+        return self._log.join("stderr")
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since start, up to the exit once the child has exited (0 before start)."""
+        if self.started_at is None:
+            return 0.0
+        return (self.ended_at or time.monotonic()) - self.started_at
+
+    def attach(self, view: View) -> None:
+        """Show this process through ``view``; call before ``start()``."""
+        self._view = view
+
+    def start(self) -> None:
+        _finish_on_exit()
+        self.started_at = time.monotonic()
+        super().start()
+
+    def stop_after(self, seconds: float) -> None:
+        """Stop the child if it still runs ``seconds`` from now (``--timeout``)."""
+        self._timer = threading.Timer(seconds, self.stop, (timeout_reason(seconds),))
+        self._timer.daemon = True
+        self._timer.start()
+
+    def terminate_because(self, reason: str) -> None:
+        """Send SIGTERM (waiting up to 2 s for the exit) and remember why, so the display can say so."""
+        if self.exitcode is None:
+            self.stop_reason = reason
+            self.terminate()
+
+    def kill_because(self, reason: str) -> None:
+        """Send SIGKILL and remember why."""
+        if self.exitcode is None:
+            self.stop_reason = reason
+            self.kill()
+
+    def stop(self, reason: str) -> None:
+        """Terminate the child, and kill it if SIGTERM did not end it: used where the user cannot insist."""
+        self.terminate_because(reason)
+        if self.exitcode is None:
+            self.kill_because(reason + " (it ignored SIGTERM, so it was killed)")
+
+    def finish(self, exitcode: int) -> None:
+        """Called once the child has exited and its output and messages were delivered."""
+        self.ended_at = time.monotonic()
+        if self._timer is not None:
+            self._timer.cancel()
+        notes = [self.stop_reason] if self.stop_reason and exitcode != 0 else []
+        if exitcode != 0:
+            notes.append(describe_exit(exitcode))
+        if self.pull_names:
+            notes.append(self._pull(exitcode))
+        if self._view is not None:
+            self._view.exited(exitcode, "; ".join(notes))
+
+    def _pull(self, exitcode: int) -> str:
+        names = ", ".join(self.pull_names)
+        if exitcode != 0:
+            return f"nothing pulled ({names}): the cell did not finish"
+        sent = [obj[1] for obj in self.messages if isinstance(obj, tuple) and obj[:1] == (PULL_TAG,)]
+        if not sent:
+            return f"nothing pulled ({names}): the child sent no values"
+        self.pulled = sent[-1]
+        self._user_ns.update(self.pulled)
+        return f"pulled {names} into the notebook"
+
+    def _deliver(self, stream: str, data: bytes) -> None:
+        self._log.append(stream, data)
+        if self._view is not None:
+            self._view.output(stream, data)
+
+
+def timeout_reason(seconds: float) -> str:
+    return f"terminated after the {seconds:g} s timeout (--timeout)"
+
+
+_subscription: processing.Subscription | None = None
+_subscription_lock = threading.Lock()
+
+
+def _finish_on_exit() -> None:
+    """Subscribe, once per interpreter, the hook that finishes every CellProcess when it exits.
+
+    Once, so that reloading the extension cannot finish a process twice; before
+    the first start, so that no exit is missed however quickly a child dies.
+    """
+    global _subscription
+    with _subscription_lock:
+        if _subscription is None:
+            _subscription = processing.subscribe(exited=_finish)
+
+
+def _finish(process: processing.Process, exitcode: int) -> None:
+    if isinstance(process, CellProcess):
+        process.finish(exitcode)

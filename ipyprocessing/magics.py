@@ -1,0 +1,192 @@
+"""The magics: ``%%process``, ``%processes`` and ``%process_terminate``.
+
+``%%process`` does everything that can fail before it starts anything: it
+parses the options (``magic_arguments``, so ``%%process?`` is real help and a
+bad option is a ``UsageError``), compiles the cell (a ``SyntaxError`` is
+reported at once), and under spawn and forkserver packs the names the cell
+uses (an unsendable one is named). Only then does it start the child, show
+it, and return, unless ``--wait`` was given.
+"""
+
+from __future__ import annotations
+import __future__
+
+import keyword
+import marshal
+import re
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+import processing
+
+from .child import CellTarget
+from .handle import CellProcess
+from .namespace import NamespaceError, globals_used, ship
+from .registry import Registry
+from .waiting import wait_for
+
+if TYPE_CHECKING:
+    from .handle import View
+
+__all__ = ["ProcessMagics"]
+
+_INTERRUPT_REASON = "terminated: the kernel was interrupted while the cell waited (--wait)"
+_FUTURE_FLAGS = 0
+for _feature in __future__.all_feature_names:
+    _FUTURE_FLAGS |= getattr(__future__, _feature).compiler_flag
+
+
+@magics_class
+class ProcessMagics(Magics):
+    """Magics that run cells in child processes and control them."""
+
+    def __init__(self, shell: Any, registry: Registry) -> None:
+        super().__init__(shell)
+        self.registry = registry
+        self._widget_parts: tuple[Any, Any] | None = None
+
+    @magic_arguments("%process")  # IPython adds one "%": the usage line reads %%process
+    @argument("--name", help="Name of the process (default: the core's Process-N).")
+    @argument("--daemon", action="store_true", default=None,
+              help="Make it a daemon process: terminated, not waited for, when the kernel exits.")
+    @argument("--method", choices=("fork", "spawn", "forkserver"),
+              help="Start method (default: processing.getStartMethod(), normally forkserver).")
+    @argument("--wait", action="store_true",
+              help="Block until the child exits; the Terminate button still works, and "
+                   "interrupting the kernel terminates the child.")
+    @argument("--timeout", type=float, metavar="SECONDS",
+              help="Terminate the child if it still runs after SECONDS seconds.")
+    @argument("--push", action="append", default=[], metavar="NAMES",
+              help="Comma-separated notebook names to send besides those the cell visibly uses "
+                   "(e.g. names used only through eval). Spawn and forkserver only.")
+    @argument("--pull", action="append", default=[], metavar="NAMES",
+              help="Comma-separated names the cell defines, assigned in the notebook when the "
+                   "child exits with code 0.")
+    @argument("--proc", metavar="VAR", help="Bind the Process object to VAR in the notebook.")
+    @cell_magic
+    def process(self, line: str, cell: str) -> None:
+        """Run the cell in a child process and return at once; watch and control it live.
+
+        The cell's output area shows the process's status (name, pid, state,
+        exit code, elapsed time, CPU, memory, a Terminate button) and, below it,
+        everything the child writes to stdout and stderr, as it is written, even
+        while other cells run. Under fork the child sees the notebook's globals;
+        under spawn and forkserver the globals the cell uses are sent by value
+        (modules are imported again). The body is plain Python: IPython syntax
+        (%magics, !commands) is not available in the child.
+        """
+        args = parse_argstring(self.process, line)
+        pull, push = _names(args.pull, "--pull"), _names(args.push, "--push")
+        _check_options(args)
+        method = args.method or processing.getStartMethod()
+        filename = f"<%%process In[{self.shell.execution_count}]>"
+        flags = self.shell.compile.flags & _FUTURE_FLAGS
+        code = compile(cell, filename, "exec", flags=flags, dont_inherit=True)
+        target = self._target(code, cell, filename, method, pull, push)
+        process = CellProcess(target, user_ns=self.shell.user_ns, name=args.name, daemon=args.daemon,
+                              method=method)
+        view = self._view(process, args.proc)
+        process.attach(view)
+        try:
+            process.start()
+        except BaseException:
+            view.close()
+            raise
+        self.registry.add(process)
+        if args.proc:
+            self.shell.user_ns[args.proc] = process
+        if not args.wait:
+            view.show()
+            if args.timeout is not None:
+                process.stop_after(args.timeout)
+            return
+        try:
+            view.show()
+            wait_for(process, getattr(self.shell, "kernel", None), args.timeout)
+        except KeyboardInterrupt:
+            # The user stopped the cell: its child goes too, and the cell shows the interrupt.
+            process.stop(_INTERRUPT_REASON)
+            process.join()
+            raise
+
+    @line_magic
+    def processes(self, line: str) -> None:
+        """Print a table of the processes this session started with %%process."""
+        if self.registry.all():
+            print(self.registry.table())
+        else:
+            print("no %%process has been started in this session")
+
+    @magic_arguments()
+    @argument("target", nargs="?", help="Name or pid of the process(es) to terminate.")
+    @argument("--all", action="store_true", help="Terminate every running process of this session.")
+    @line_magic
+    def process_terminate(self, line: str) -> None:
+        """Terminate %%process children by name or pid (SIGTERM, then SIGKILL if still alive after 2 s)."""
+        args = parse_argstring(self.process_terminate, line)
+        if bool(args.all) == bool(args.target):
+            raise UsageError("give the name or pid of a process, or --all (not both); %processes lists them")
+        processes = self.registry.all() if args.all else self.registry.find(args.target)
+        if not processes and not args.all:
+            raise UsageError(f"no process named {args.target!r} or with pid {args.target} in this session; "
+                             "%processes lists them")
+        running = [process for process in processes if process.exitcode is None]
+        for process in running:
+            process.stop("terminated by %process_terminate")
+            process.join()
+            print(f"terminated {process.name} (pid {process.pid}): "
+                  f"{processing.status_word(process.exitcode)}")
+        if not running:
+            print("nothing to terminate: no such process is running")
+
+    def _target(self, code: Any, cell: str, filename: str, method: str, pull: tuple[str, ...],
+                push: tuple[str, ...]) -> CellTarget:
+        compiled = marshal.dumps(code)
+        if method == "fork":
+            missing = [name for name in push if name not in self.shell.user_ns]
+            if missing:
+                raise UsageError(f"--push {', '.join(map(repr, missing))}: not defined in the notebook")
+            return CellTarget(compiled, cell, filename, pull, namespace=self.shell.user_ns)
+        try:
+            shipment = ship(self.shell.user_ns, globals_used(code), push, hidden=self.shell.user_ns_hidden,
+                            method=method)
+        except NamespaceError as error:
+            raise UsageError(str(error)) from None
+        return CellTarget(compiled, cell, filename, pull, shipment=shipment)
+
+    def _view(self, process: CellProcess, proc: str | None) -> View:
+        """A widget view in a kernel, text lines elsewhere (widgets are imported only when needed)."""
+        kernel = getattr(self.shell, "kernel", None)
+        if kernel is None:
+            from .textview import TextView
+
+            return TextView(process)
+        from .iopub import CellChannel
+        from .throttle import Throttle
+        from .ticker import Ticker
+        from .widgets import WidgetView
+
+        if self._widget_parts is None:
+            self._widget_parts = (Throttle(), Ticker())
+        throttle, ticker = self._widget_parts
+        where = f"{proc}.output" if proc else "the process's .output (--proc VAR binds it to VAR)"
+        return WidgetView(process, CellChannel(kernel), throttle, ticker, hint=f"; all output is in {where}")
+
+
+def _names(values: list[str], option: str) -> tuple[str, ...]:
+    names = tuple(name for value in values for name in re.split(r"[,\s]+", value) if name)
+    bad = [name for name in names if not name.isidentifier() or keyword.iskeyword(name)]
+    if bad:
+        raise UsageError(f"{option}: {', '.join(map(repr, bad))} is not a Python name; "
+                         f"write {option} a,b with the names separated by commas")
+    return names
+
+
+def _check_options(args: Any) -> None:
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError(f"--timeout must be a positive number of seconds, not {args.timeout:g}")
+    if args.proc is not None and (not args.proc.isidentifier() or keyword.iskeyword(args.proc)):
+        raise UsageError(f"--proc: {args.proc!r} is not a Python name")

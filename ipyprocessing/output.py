@@ -1,0 +1,119 @@
+"""A child's output: every byte kept in order, and a bounded terminal-like tail for display.
+
+The log keeps the whole output so nothing is lost however much a child prints.
+The display must stay small whatever the child does (a million lines, 100 MB,
+a progress bar redrawn ten thousand times), so ``Tail`` keeps only the last
+lines of a terminal-like screen: ``\\r`` returns to the start of the line and
+overwrites it, as a terminal does, so a progress bar stays one line. During a
+flood only the last ``WINDOW`` bytes of a batch are decoded at all; the rest
+is counted, not rendered.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections import deque
+
+__all__ = ["MAX_LINES", "MAX_LINE_CHARS", "WINDOW", "OutputLog", "Tail"]
+
+#: Lines the display keeps; older lines are counted as hidden.
+MAX_LINES = 200
+#: A longer line is cut, so one giant line cannot flood the display.
+MAX_LINE_CHARS = 2000
+#: Bytes of one batch that are decoded and rendered; earlier bytes of the batch are only counted.
+WINDOW = 256 * 1024
+
+
+class OutputLog:
+    """Every chunk a child wrote, in delivery order, tagged with its stream name.
+
+    Appending is one list append, atomic under the GIL, so the monitor thread
+    can append while another thread reads.
+    """
+
+    def __init__(self) -> None:
+        self._chunks: list[tuple[str, bytes]] = []
+
+    def append(self, stream: str, data: bytes) -> None:
+        self._chunks.append((stream, data))
+
+    def join(self, stream: str | None = None) -> bytes:
+        """All bytes written so far, of one stream or (None) of both, in order."""
+        chunks = list(self._chunks)
+        return b"".join(data for name, data in chunks if stream is None or name == stream)
+
+
+class Tail:
+    """The last ``max_lines`` lines of a terminal screen both streams write to."""
+
+    def __init__(self, max_lines: int = MAX_LINES) -> None:
+        self._lines: deque[str] = deque(maxlen=max_lines)
+        self._line = ""
+        self._column = 0
+        self.hidden = 0
+        self._decoders = {name: _decoder() for name in ("stdout", "stderr")}
+
+    def feed(self, chunks: list[tuple[str, bytes]]) -> None:
+        """Add a batch of chunks; beyond ``WINDOW`` bytes, only the batch's end is rendered."""
+        excess = sum(len(data) for _, data in chunks) - WINDOW
+        for stream, data in chunks:
+            if excess >= len(data):
+                excess -= len(data)
+                self._skip(data)
+                continue
+            if excess > 0:
+                self._skip(data[:excess])
+                data = data[excess:]
+                excess = 0
+            self._write(self._decoders[stream].decode(data))
+
+    def render(self, hint: str = "") -> str:
+        """The visible text; a first line says how many lines are hidden (and ``hint``)."""
+        lines = list(self._lines)
+        if self._line:
+            lines.append(self._line)
+        if self.hidden:
+            lines.insert(0, f"[{self.hidden:,} earlier lines not shown{hint}]")
+        return "\n".join(lines)
+
+    def _skip(self, data: bytes) -> None:
+        """Count the lines in bytes that will never be shown; the line being written is lost."""
+        newlines = data.count(b"\n")
+        if newlines:
+            self.hidden += newlines
+            self._line, self._column = "", 0
+            self._decoders = {name: _decoder() for name in self._decoders}
+
+    def _write(self, text: str) -> None:
+        first, *rest = text.split("\n")
+        self._put(first)
+        for part in rest:
+            self._end_line()
+            self._put(part)
+
+    def _put(self, text: str) -> None:
+        """Write text without newlines at the cursor; ``\\r`` moves the cursor back to column 0."""
+        for index, segment in enumerate(text.split("\r")):
+            if index:
+                self._column = 0
+            if not segment:
+                continue
+            if self._column == len(self._line):
+                self._line += segment
+            else:
+                self._line = self._line[: self._column] + segment + self._line[self._column + len(segment):]
+            self._column += len(segment)
+        if len(self._line) > MAX_LINE_CHARS:
+            # Keep the end: for a progress bar drawn on one ever-growing line, that is the news.
+            self._line = self._line[-MAX_LINE_CHARS:]
+            self._column = min(self._column, MAX_LINE_CHARS)
+
+    def _end_line(self) -> None:
+        if len(self._lines) == self._lines.maxlen:
+            self.hidden += 1
+        self._lines.append(self._line)
+        self._line, self._column = "", 0
+
+
+def _decoder() -> codecs.IncrementalDecoder:
+    return codecs.getincrementaldecoder("utf-8")("replace")

@@ -1,0 +1,44 @@
+"""The processes this session started, which ``%processes`` and ``%process_terminate`` read."""
+
+from __future__ import annotations
+
+import threading
+
+import processing
+
+from .handle import CellProcess
+from .status import format_elapsed
+
+__all__ = ["Registry"]
+
+
+class Registry:
+    """Every ``%%process`` child of the session, in start order."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._processes: list[CellProcess] = []
+
+    def add(self, process: CellProcess) -> None:
+        with self._lock:
+            self._processes.append(process)
+
+    def all(self) -> list[CellProcess]:
+        with self._lock:
+            return list(self._processes)
+
+    def find(self, key: str) -> list[CellProcess]:
+        """The processes whose name is ``key``, or whose pid is ``key``."""
+        return [p for p in self.all() if p.name == key or str(p.pid) == key]
+
+    def table(self) -> str:
+        """A text table: name, pid, state, exit code, elapsed time."""
+        rows = [("name", "pid", "state", "exit code", "elapsed")]
+        for process in self.all():
+            exitcode = process.exitcode
+            rows.append((process.name, str(process.pid), processing.status_word(exitcode),
+                         "-" if exitcode is None else str(exitcode), format_elapsed(process.elapsed)))
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        lines = ("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+                 for row in rows)
+        return "\n".join(line.rstrip() for line in lines)

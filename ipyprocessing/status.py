@@ -1,0 +1,58 @@
+"""Words for a process's state, exit and resources, shared by the widget, the text view and ``%processes``.
+
+An exit code alone (``-9``) tells a notebook user little; these say what
+probably happened (``killed by SIGKILL, often the out-of-memory killer``).
+"""
+
+from __future__ import annotations
+
+import signal
+
+__all__ = ["describe_exit", "format_bytes", "format_elapsed"]
+
+_SIGNAL_WORDS = {
+    signal.SIGKILL: "killed by SIGKILL, often the out-of-memory killer",
+    signal.SIGTERM: "terminated by SIGTERM",
+    signal.SIGSEGV: "segmentation fault (SIGSEGV): the process crashed, usually inside a C extension",
+    signal.SIGABRT: "aborted (SIGABRT), usually by a failed check inside a C extension",
+    signal.SIGINT: "interrupted by SIGINT",
+    signal.SIGBUS: "bus error (SIGBUS): the process crashed, often on a truncated memory-mapped file",
+    signal.SIGFPE: "arithmetic error (SIGFPE): the process crashed",
+}
+
+
+def describe_exit(exitcode: int | None) -> str:
+    """What an exit code means, in words: ``finished``, ``the cell raised ...``, ``killed by SIGKILL ...``."""
+    if exitcode is None:
+        return "running"
+    if exitcode == 0:
+        return "finished"
+    if exitcode == 1:
+        return "the cell raised an exception (see the traceback) or called sys.exit(1)"
+    if exitcode > 0:
+        return f"the cell called sys.exit({exitcode})"
+    try:
+        signum = signal.Signals(-exitcode)
+    except ValueError:
+        return f"killed by signal {-exitcode}"
+    return _SIGNAL_WORDS.get(signum, f"killed by {signum.name}")
+
+
+def format_elapsed(seconds: float) -> str:
+    """``4.2 s``, ``3 min 05 s``, ``2 h 07 min``: precise while short, compact when long."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def format_bytes(size: float) -> str:
+    """``812 KB``, ``1.5 GB``: memory sizes as people read them (powers of 1024)."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit in ("B", "KB") else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TB"

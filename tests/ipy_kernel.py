@@ -1,0 +1,208 @@
+"""A real Jupyter kernel driven through jupyter_client, as a front end drives it, for the ipy tests.
+
+Every IOPub message is kept (a thread reads the IOPub socket and nothing
+else), so a test can ask what arrived, for which request, and in what order.
+Shell replies are read on the calling thread, buffered by request id.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psutil
+from jupyter_client import KernelManager
+
+Message = dict[str, Any]
+
+DISPLAY_TYPES = ("display_data", "update_display_data")
+
+
+class Kernel:
+    """One kernel with ``%load_ext ipyprocessing`` done."""
+
+    def __init__(self, tmp_dir: str) -> None:
+        self.manager = KernelManager(kernel_name="python3", transport="ipc", ip=f"{tmp_dir}/kernel")
+        self.manager.start_kernel(cwd=tmp_dir)
+        self.client = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=60)
+        self._condition = threading.Condition()
+        self._iopub: list[Message] = []
+        self._replies: dict[str, Message] = {}
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._read_iopub, name="test-iopub", daemon=True)
+        self._reader.start()
+        self.run("%load_ext ipyprocessing")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._reader.join()
+        self.client.stop_channels()
+        self.manager.shutdown_kernel(now=True)
+
+    # -- requests -----------------------------------------------------------
+
+    def execute(self, code: str) -> str:
+        """Send an execute_request and return its msg_id at once."""
+        return self.client.execute(code)
+
+    def reply(self, msg_id: str, timeout: float = 60) -> Message:
+        """The shell reply to ``msg_id`` (its content)."""
+        deadline = time.monotonic() + timeout
+        while msg_id not in self._replies:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no reply to {msg_id} within {timeout} s")
+            try:
+                message = self.client.get_shell_msg(timeout=remaining)
+            except queue.Empty:
+                continue
+            self._replies[message["parent_header"].get("msg_id")] = message
+        return self._replies.pop(msg_id)["content"]
+
+    def run(self, code: str, timeout: float = 60) -> str:
+        """Execute ``code``, require status ok, return the request's msg_id."""
+        msg_id = self.execute(code)
+        content = self.reply(msg_id, timeout)
+        assert content["status"] == "ok", f"{code!r} failed: {content.get('ename')}: {content.get('evalue')}"
+        return msg_id
+
+    def eval(self, expression: str) -> Any:
+        """The value of a JSON-able expression in the kernel."""
+        code = f"__import__('json').dumps({expression})"
+        msg_id = self.client.execute("", silent=True, user_expressions={"v": code})
+        content = self.reply(msg_id)
+        result = content["user_expressions"]["v"]
+        assert result["status"] == "ok", f"{expression!r}: {result.get('ename')}: {result.get('evalue')}"
+        return json.loads(ast.literal_eval(result["data"]["text/plain"]))  # the repr of a str
+
+    def stdout_of(self, code: str) -> str:
+        """Run ``code`` and return what it printed."""
+        msg_id = self.run(code)
+        self.wait_for(lambda m: is_reply_idle(m, msg_id))
+        return "".join(m["content"]["text"] for m in self.messages(msg_id, "stream"))
+
+    def click(self, comm_id: str) -> None:
+        """Click a Button exactly as a front end does: a comm_msg on the shell channel."""
+        content = {"comm_id": comm_id, "data": {"method": "custom", "content": {"event": "click"}}}
+        self.client.shell_channel.send(self.client.session.msg("comm_msg", content))
+
+    # -- IOPub --------------------------------------------------------------
+
+    def messages(self, parent: str | None = None, *types: str) -> list[Message]:
+        with self._condition:
+            return [m for m in self._iopub if (parent is None or parent_of(m) == parent)
+                    and (not types or m["msg_type"] in types)]
+
+    def wait_for(self, predicate: Callable[[Message], bool], timeout: float = 60,
+                 after: Message | None = None) -> Message:
+        """The first IOPub message (received or to come, after ``after``) that satisfies ``predicate``."""
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            start = 0 if after is None else self._iopub.index(after) + 1
+            while True:
+                for message in self._iopub[start:]:
+                    if predicate(message):
+                        return message
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError("no such IOPub message arrived")
+                self._condition.wait(remaining)
+
+    def widget(self, msg_id: str, model: str, css_class: str, **expected: Any) -> str:
+        """The comm id of the widget cell ``msg_id`` made, by model, CSS class and ``expected`` state."""
+        def match(m: Message) -> bool:
+            state = m["content"]["data"]["state"] if m["msg_type"] == "comm_open" else {}
+            return (parent_of(m) == msg_id and state.get("_model_name") == model
+                    and css_class in state.get("_dom_classes", ())
+                    and all(state.get(key) == value for key, value in expected.items()))
+        return self.wait_for(match)["content"]["comm_id"]
+
+    def status_widgets(self, msg_id: str) -> tuple[str, str, str]:
+        """The comm ids of the state label, the Terminate button and the note that cell ``msg_id`` made."""
+        return (self.widget(msg_id, "HTMLModel", "ipyprocessing-state"),
+                self.widget(msg_id, "ButtonModel", "ipyprocessing-terminate", description="Terminate"),
+                self.widget(msg_id, "HTMLModel", "ipyprocessing-note"))
+
+    def note(self, note_id: str, containing: str) -> str:
+        """Wait until the note widget ``note_id`` says something containing ``containing``; return it."""
+        def match(m: Message) -> bool:
+            if m["content"].get("comm_id") != note_id:
+                return False
+            return containing in m["content"]["data"].get("state", {}).get("value", "")
+        return self.wait_for(match)["content"]["data"]["state"]["value"]
+
+    def wait_state(self, comm_id: str, key: str, value: Any, timeout: float = 60) -> Message:
+        """Wait until widget ``comm_id`` is sent ``key = value`` (in a comm_open or an update)."""
+        def match(m: Message) -> bool:
+            content = m["content"]
+            if content.get("comm_id") != comm_id:
+                return False
+            state = content.get("data", {}).get("state", {})
+            return state.get(key, object()) == value
+        return self.wait_for(match, timeout)
+
+    def display_texts(self, msg_id: str) -> list[str]:
+        """The texts the child's output display of cell ``msg_id`` showed, in order."""
+        return [m["content"]["data"]["text/plain"] for m in self.messages(msg_id, *DISPLAY_TYPES)
+                if "display_id" in m["content"].get("transient", {})]
+
+    def _read_iopub(self) -> None:
+        while not self._stop.is_set():
+            try:
+                message = self.client.get_iopub_msg(timeout=0.2)
+            except queue.Empty:
+                continue
+            with self._condition:
+                self._iopub.append(message)
+                self._condition.notify_all()
+
+
+def parent_of(message: Message) -> str | None:
+    return message["parent_header"].get("msg_id")
+
+
+def is_reply_idle(message: Message, msg_id: str) -> bool:
+    return (message["msg_type"] == "status" and parent_of(message) == msg_id
+            and message["content"]["execution_state"] == "idle")
+
+
+def is_output_of(message: Message, msg_id: str) -> bool:
+    """A display message of the child's output (it has a display_id) for cell ``msg_id``."""
+    return (message["msg_type"] in DISPLAY_TYPES and parent_of(message) == msg_id
+            and "display_id" in message["content"].get("transient", {}))
+
+
+_STRAYS = """[c.pid for c in __import__('psutil').Process().children()
+ if 'processing.forkserver' not in ' '.join(c.cmdline())]"""
+
+
+def children_left(kernel: Kernel) -> list[str]:
+    """What a test left behind: ``%%process`` children still running or unreaped in the kernel
+    (they are then terminated), children of the test process other than the kernel."""
+    problems = []
+    running = kernel.eval("[p.name for p in __import__('ipyprocessing').processes() if p.is_alive()]")
+    if running:
+        problems.append(f"still running in the kernel: {running}")
+        kernel.run("%process_terminate --all")
+    deadline = time.monotonic() + 10
+    while (strays := kernel.eval(_STRAYS)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if strays:
+        problems.append(f"children of the kernel left: {strays}")
+    kernel_pid = kernel.manager.provisioner.pid
+    others = [child.pid for child in psutil.Process().children() if child.pid != kernel_pid]
+    if others:
+        problems.append(f"children of the test process left: {others}")
+    return problems
+
+
+def shown(message: Message) -> str:
+    """The text a display message shows."""
+    return message["content"]["data"]["text/plain"]

@@ -1,0 +1,83 @@
+"""The status widget driven by a real child, in this process (no kernel: the output display is recorded)."""
+
+from __future__ import annotations
+
+import marshal
+import threading
+
+import pytest
+
+from ipyprocessing.child import CellTarget
+from ipyprocessing.handle import CellProcess
+from ipyprocessing.throttle import Throttle
+from ipyprocessing.ticker import Ticker
+from ipyprocessing.widgets import WidgetView
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class Display:
+    """Stands where the kernel's IOPub would be: keeps what the view showed."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.changed = threading.Condition()
+
+    def show_text(self, text: str) -> None:
+        with self.changed:
+            self.texts.append(text)
+            self.changed.notify_all()
+
+    def wait_for(self, text: str) -> None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: self.texts and text in self.texts[-1], timeout=30)
+
+
+def start(source: str, **kwargs: object) -> tuple[CellProcess, WidgetView, Display]:
+    code = marshal.dumps(compile(source, "<cell>", "exec"))
+    target = CellTarget(code, source, "<cell>", namespace={})
+    process = CellProcess(target, user_ns={}, method="fork", **kwargs)
+    display = Display()
+    view = WidgetView(process, display, Throttle(), Ticker(period=0.05))
+    process.attach(view)
+    process.start()
+    view.show()
+    return process, view, display
+
+
+def test_terminate_button_stops_the_child_and_the_row_says_so() -> None:
+    process, view, display = start("import time\nprint('working', flush=True)\ntime.sleep(600)", name="busy")
+    display.wait_for("working")
+    assert (view.state.value, view.pid.value) == ("started", f"pid {process.pid}")
+    assert not view.button.disabled
+    view.button.click()
+    process.join()
+    assert (view.state.value, view.exitcode.value) == ("stopped[SIGTERM]", "exit code -15")
+    assert view.button.disabled
+    assert view.note.value == "terminated from the Terminate button; terminated by SIGTERM"
+    assert view.text() == f"busy (pid {process.pid}): stopped[SIGTERM]; {view.note.value}"
+
+
+def test_a_child_that_ignores_sigterm_gets_a_kill_button() -> None:
+    process, view, display = start(
+        "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('armed', flush=True)\n"
+        "time.sleep(600)"
+    )
+    display.wait_for("armed")
+    view.button.click()
+    assert (view.button.description, process.exitcode) == ("Kill", None)
+    view.button.click()
+    process.join()
+    assert view.state.value == "stopped[SIGKILL]"
+    assert view.note.value.startswith("killed from the Kill button")
+
+
+def test_ticker_shows_elapsed_time_and_resources_while_running() -> None:
+    process, view, display = start("import time\nprint('up', flush=True)\ntime.sleep(600)")
+    display.wait_for("up")
+    changed = threading.Event()
+    view.resources.observe(lambda change: changed.set() if change.new.startswith("CPU") else None, "value")
+    assert changed.wait(30)  # CPU is measured between two ticks
+    assert view.elapsed.value.endswith(" s") and " % · memory " in view.resources.value.replace("%", " %")
+    process.terminate()
+    process.join()
