@@ -1,0 +1,541 @@
+"""Remote processes: a real child process on a Dask worker, behind a local Process-like handle.
+
+``RemoteProcess`` has the methods of :class:`processing.Process` (start, join,
+name, pid, alive, exit code, terminate, kill), plus ``host`` (the worker's
+address) and ``state``, so that code and widgets written for local handles
+work with remote ones. Its ``output=`` callback, ``messages`` list and the
+``started``/``exited``/``message`` events of :func:`processing.subscribe`
+behave as for a local child.
+
+How it works: ``start()`` opens a listener here, and submits one Dask task
+(:func:`processing.remote_worker.serve`) that connects back to it, receives
+the pickled target, starts a :class:`processing.Process` on its worker and
+relays it. The connection is authenticated both ways with HMAC. The process's
+auth key itself never leaves this process: each start derives a one-time key
+from it (HMAC-SHA256 over a fresh nonce) and only that key travels in the Dask
+task, and the listener accepts one connection. Dask cannot stop a running
+task; ``terminate()`` travels over that connection and the worker signals
+the child. If the worker dies, the connection ends and the handle becomes
+``lost`` at once (keep-alive probing catches a vanished machine within
+about 11 s).
+
+Dask is imported only when a remote process is started.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import os
+import signal
+import socket
+import sys
+import threading
+import uuid
+
+from . import serialization, startmethods
+from .connection import Listener
+from .errors import AuthenticationError, ProcessError, ProcessStateError, TargetPicklingError
+from .process import SIGNAL_WAIT, _output_callback, currentProcess, status_word
+from .remote_events import guarded, notify
+from .remote_worker import Wire, serve
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+    from typing import IO, Any
+
+    from distributed import Client, Future
+
+__all__ = ["RemoteProcess", "SchedulerUnreachableError", "get_client"]
+
+#: How long terminate() and kill() wait for the exit report beyond the worker's own SIGNAL_WAIT.
+NETWORK_SLACK = 3.0
+
+_counter = itertools.count(1)
+_clients: dict[str, Client] = {}
+_clients_lock = threading.Lock()
+
+
+class SchedulerUnreachableError(ProcessError, ConnectionError):
+    """The Dask scheduler could not be reached; nothing was started."""
+
+
+def get_client(cluster: str | Any = None, timeout: float = 5.0) -> Client:
+    """The ``distributed.Client`` for ``cluster``: a scheduler address, a Client, or a cluster object.
+
+    Clients made from an address are kept, one per address, so that every
+    start does not pay for a new connection; ``None`` means Dask's default
+    client (the last one created).
+
+    Raises:
+        SchedulerUnreachableError: no scheduler answered at the address within ``timeout`` seconds.
+        ValueError: ``cluster`` is None and there is no default client.
+        ProcessStateError: the given Client is closed.
+        TypeError: ``cluster`` is of another type.
+    """
+    import distributed
+
+    if isinstance(cluster, distributed.Client):
+        if cluster.status in ("closing", "closed"):
+            raise ProcessStateError("the distributed.Client given as cluster= is closed; pass an open one")
+        return cluster
+    if cluster is None:
+        try:
+            return distributed.default_client()
+        except ValueError:
+            raise ValueError(
+                "no Dask cluster given: pass cluster='tcp://host:8786' (a scheduler address) "
+                "or a distributed.Client, or create a distributed.Client first"
+            ) from None
+    address = getattr(cluster, "scheduler_address", cluster)  # LocalCluster and friends
+    if not isinstance(address, str):
+        raise TypeError(
+            "cluster must be a scheduler address such as 'tcp://10.0.0.5:8786', a distributed.Client "
+            f"or a Dask cluster object, not {type(cluster).__name__}"
+        )
+    with _clients_lock:
+        client = _clients.get(address)
+        if client is None or client.status != "running":
+            try:
+                client = distributed.Client(address, timeout=timeout, set_as_default=False)
+            except (OSError, TimeoutError) as error:
+                raise SchedulerUnreachableError(
+                    f"cannot reach the Dask scheduler at {address} within {timeout:g} s ({error}); "
+                    "check the address and that the scheduler runs, or pass a longer connect_timeout"
+                ) from None
+            _clients[address] = client
+        return client
+
+
+class RemoteProcess:
+    """A child process that runs ``target(*args, **kwargs)`` on a Dask worker's machine.
+
+    - ``cluster``: a scheduler address (``'tcp://10.0.0.5:8786'``), a
+      ``distributed.Client`` or a cluster object; None: Dask's default client.
+    - ``output``: as for :class:`processing.Process`, a callable
+      ``output(stream_name, data: bytes)`` or a text stream; the child's fds 1
+      and 2 are captured on the worker and streamed here live. Without it, the
+      child writes to the worker's own stdout and stderr.
+    - ``method``: the start method on the worker (default: the worker's default).
+    - ``workers``: restrict the task to these worker addresses (as ``client.submit``).
+    - ``listen_host``: the address of this machine that the workers can reach
+      (default: the one this machine uses to reach the scheduler).
+    - ``connect_timeout``: seconds to wait for the scheduler in ``start()``.
+
+    States: ``initial``, ``pending`` (submitted, waiting for a worker),
+    ``running``, ``stopped`` (exit code known), ``lost`` (ended without an exit
+    code: the worker died or the connection failed; ``failure`` says why).
+
+    Raises:
+        ValueError: ``method`` is unknown.
+        TypeError: ``output`` is neither callable nor has a ``write`` method.
+    """
+
+    def __init__(
+        self,
+        target: Callable[..., Any] | None = None,
+        name: str | None = None,
+        args: Iterable[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        cluster: str | Any = None,
+        output: Callable[[str, bytes], Any] | IO[str] | None = None,
+        method: str | None = None,
+        workers: str | list[str] | None = None,
+        listen_host: str | None = None,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        self._target = target
+        self._args = tuple(args)
+        self._kwargs = dict(kwargs or {})
+        self._name = f"RemoteProcess-{next(_counter)}" if name is None else name
+        self._cluster = cluster
+        self._output = _output_callback(output)
+        self._method = None if method is None else startmethods.check(method)
+        self._workers = workers
+        self._listen_host = listen_host
+        self._connect_timeout = connect_timeout
+        self._authkey = currentProcess().authkey
+        self._creator_pid = os.getpid()
+        self._state = "initial"
+        self._pid: int | None = None
+        self._host: str | None = None
+        self._exitcode: int | None = None
+        self.failure: str | None = None
+        self.messages: list[Any] = []
+        self.listen_address: tuple[str, int] | None = None
+        self._lock = threading.Lock()
+        self._running = threading.Event()
+        self._done = threading.Event()
+        self._wire: Wire | None = None
+        self._future: Future | None = None
+        self._stop_command: str | None = None
+
+    # -- the Process methods ---------------------------------------------------
+
+    def start(self) -> None:
+        """Submit the task and return; the child runs once a worker takes it (``pid`` is None until then).
+
+        Subscribers' ``started`` callbacks run now, on this thread, as for a local child.
+
+        Raises:
+            ProcessStateError: already started, or not called by the creating process.
+            TargetPicklingError: the target or an argument cannot be sent; nothing was submitted.
+            SchedulerUnreachableError: no scheduler answered; nothing was submitted.
+        """
+        self._check_creator("start")
+        if self._state != "initial":
+            raise ProcessStateError(
+                f"{self._name} has already been started; a process can be started only once: "
+                "create a new RemoteProcess to run the target again"
+            )
+        payload = self._payload()
+        client = get_client(self._cluster, self._connect_timeout)
+        key = _one_time_key(self._authkey)
+        listener = Listener((self._listen_host or _reachable_host(client), 0), authkey=key, backlog=4)
+        self.listen_address = listener.address
+        try:
+            future = client.submit(
+                serve, listener.address, key, key=f"processing-remote-{uuid.uuid4().hex}", pure=False,
+                workers=self._workers,
+            )
+        except BaseException:
+            listener.close()
+            raise
+        self._future = future
+        self._state = "pending"
+        threading.Thread(
+            target=self._relay, args=(listener, payload), name=f"processing-remote-{self._name}", daemon=True
+        ).start()
+        future.add_done_callback(self._on_task_done)
+        notify("started", self)
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait until the remote child has exited (or is lost), or ``timeout`` seconds pass.
+
+        When it returns after the exit, all output and messages have been delivered
+        and subscribers' ``exited`` callbacks have run.
+
+        Raises:
+            ProcessStateError: not started yet, or not called by the creating process.
+        """
+        self._check_creator("join")
+        if self._state == "initial":
+            raise ProcessStateError(f"cannot join {self._name}: it has not been started; call start() first")
+        self._done.wait(timeout)
+
+    def wait_running(self, timeout: float | None = None) -> bool:
+        """Wait until the remote child runs (``pid``, ``host`` known); False if it never will, or timeout."""
+        self._running.wait(timeout)
+        return self._pid is not None
+
+    def terminate(self) -> None:
+        """Have the worker send SIGTERM to the child, then wait up to a few seconds for the exit report.
+
+        A process still waiting for a worker is cancelled instead; its exit code is
+        then ``-SIGTERM`` too. Does nothing once the process has ended.
+
+        Raises:
+            ProcessStateError: the process has not been started.
+        """
+        self._stop("terminate")
+
+    def kill(self) -> None:
+        """Like :meth:`terminate`, with SIGKILL, which cannot be ignored."""
+        self._stop("kill")
+
+    def getName(self) -> str:
+        return self._name
+
+    def setName(self, name: str) -> None:
+        """Set the name (identification only; before start, it is also the remote child's name).
+
+        Raises:
+            TypeError: ``name`` is not a str.
+        """
+        if not isinstance(name, str):
+            raise TypeError(f"a process name must be a str, not {type(name).__name__}")
+        self._name = name
+
+    def isAlive(self) -> bool:
+        """True from ``start()`` until the remote child has exited or is lost."""
+        return self._state in ("pending", "running")
+
+    def getPid(self) -> int | None:
+        """The child's process id on its worker's machine; None until it runs."""
+        return self._pid
+
+    def getExitCode(self) -> int | None:
+        """None while running (and if lost); 0, N for ``sys.exit(N)``, 1 on an exception, -N for signal N."""
+        return self._exitcode
+
+    def getAuthKey(self) -> str:
+        from .authkey import key_text
+
+        return key_text(self._authkey)
+
+    def setAuthKey(self, authkey: str | bytes) -> None:
+        """Set the key the connection's one-time key is derived from; before ``start()``.
+
+        Raises:
+            TypeError: not a str or bytes.
+            ValueError: empty.
+        """
+        from .authkey import as_key
+
+        self._authkey = as_key(authkey)
+
+    is_alive = isAlive
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @name.setter
+    def name(self, name: str) -> None:
+        self.setName(name)
+
+    @property
+    def pid(self) -> int | None:
+        return self._pid
+
+    ident = pid
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._exitcode
+
+    @property
+    def authkey(self) -> bytes:
+        return self._authkey
+
+    @authkey.setter
+    def authkey(self, authkey: str | bytes) -> None:
+        self.setAuthKey(authkey)
+
+    @property
+    def host(self) -> str | None:
+        """The address of the Dask worker running the child (``tcp://10.0.0.7:39227``); None until it runs."""
+        return self._host
+
+    @property
+    def state(self) -> str:
+        """``initial``, ``pending``, ``running``, ``stopped`` or ``lost``."""
+        return self._state
+
+    @property
+    def method(self) -> str | None:
+        return self._method
+
+    def __repr__(self) -> str:
+        word = {"running": "started", "stopped": status_word(self._exitcode)}.get(self._state, self._state)
+        return f"<{type(self).__name__}({self._name}, {word})>"
+
+    # -- internals --------------------------------------------------------------
+
+    def _check_creator(self, action: str) -> None:
+        if self._creator_pid != os.getpid():
+            raise ProcessStateError(
+                f"{action}() on {self._name} must be called by the process that created it "
+                f"(pid {self._creator_pid}), not by pid {os.getpid()}"
+            )
+
+    def _payload(self) -> bytes:
+        try:
+            return serialization.dumps((self._target, self._args, self._kwargs))
+        except Exception as error:
+            raise self._unpicklable(error) from error
+
+    def _unpicklable(self, error: Exception) -> TargetPicklingError:
+        parts = [("target", self._target)]
+        parts += [(f"args[{i}]", arg) for i, arg in enumerate(self._args)]
+        parts += [(f"kwargs[{key!r}]", value) for key, value in self._kwargs.items()]
+        culprit = "its target and arguments"
+        for label, value in parts:
+            try:
+                serialization.dumps(value)
+            except Exception as part_error:
+                text = repr(value)
+                culprit = f"its {label}, {text if len(text) <= 80 else text[:77] + '...'},"
+                error = part_error
+                break
+        return TargetPicklingError(
+            f"cannot start {self._name} on the cluster: {culprit} cannot be sent to the worker "
+            f"({type(error).__name__}: {error}). Pass something picklable (create such objects "
+            "inside the target instead)"
+        )
+
+    def _options(self) -> dict[str, Any]:
+        return {"name": self._name, "method": self._method, "capture": self._output is not None}
+
+    def _relay(self, listener: Listener, payload: bytes) -> None:
+        """The relay thread: wait for the worker, hand it the payload, then deliver what it sends."""
+        wire = None
+        try:
+            wire = self._accept(listener, payload)
+            while wire is not None and not self._dispatch(wire.recv()):
+                pass
+        except (EOFError, OSError) as error:
+            self._end(None, "lost", self._lost_reason(error))
+        except BaseException as error:
+            self._end(None, "lost", f"its relay thread failed ({type(error).__name__}: {error})")
+            raise
+        finally:
+            if wire is not None:
+                wire.close()
+
+    def _accept(self, listener: Listener, payload: bytes) -> Wire | None:
+        try:
+            while True:
+                try:
+                    conn = listener.accept()
+                    break
+                except (AuthenticationError, EOFError, ConnectionError) as error:
+                    if self._done.is_set():
+                        return None  # woken by _on_task_done: the task will not connect
+                    print(
+                        f"processing: {self._name} refused a connection from {listener.last_accepted} "
+                        f"({type(error).__name__}: {error})",
+                        file=sys.stderr,
+                    )
+                except OSError as error:
+                    self._end(None, "lost", f"its listener at {self.listen_address} failed: {error}")
+                    return None
+        finally:
+            listener.close()
+        wire = Wire(conn)
+        with self._lock:
+            if self._done.is_set():
+                wire.close()
+                return None
+            wire.send(("start", payload, self._options()))
+            if self._stop_command is not None:
+                wire.send(("signal", self._stop_command))
+            self._wire = wire
+        return wire
+
+    def _dispatch(self, message: tuple[Any, ...]) -> bool:
+        """Act on one message from the worker; True for the last one."""
+        kind = message[0]
+        if kind == "output":
+            if self._output is not None:
+                guarded(self._output, message[1], message[2])
+        elif kind == "message":
+            self._deliver_message(message[1])
+        elif kind == "running":
+            with self._lock:
+                if self._state == "pending":
+                    self._state = "running"
+                self._pid, self._host = message[1], message[2]
+            self._running.set()
+        elif kind == "exit":
+            self._end(message[1], "stopped", None)
+            return True
+        elif kind == "failed":
+            self._end(None, "lost", f"the worker {message[1]} could not start the child:\n{message[2]}")
+            return True
+        return False
+
+    def _deliver_message(self, data: bytes) -> None:
+        try:
+            obj = serialization.loads(data)
+        except Exception as error:
+            print(
+                f"processing: {self._name}: an object sent by the remote child cannot be loaded here "
+                f"({type(error).__name__}: {error}); it was dropped",
+                file=sys.stderr,
+            )
+            return
+        self.messages.append(obj)
+        notify("message", self, obj)
+
+    def _lost_reason(self, error: BaseException) -> str:
+        detail = "" if isinstance(error, EOFError) else f" ({type(error).__name__}: {error})"
+        return (
+            f"the connection to worker {self._host} ended before the child's exit was reported{detail}: "
+            "the worker (or its machine) died, or the network failed; the child's fate is unknown"
+        )
+
+    def _on_task_done(self, future: Future) -> None:
+        """Dask's callback: a task that ends before it connected back will never connect."""
+        if future.status == "finished":
+            return  # the task returned after the exit report, which the relay thread handles
+        with self._lock:
+            if self._wire is not None:
+                return  # connected: the relay thread sees the connection end
+            command = self._stop_command
+        if future.status == "cancelled" and command is not None:
+            self._end(-_SIGNALS[command], "stopped", None)
+        elif future.status == "cancelled":
+            self._end(None, "lost", "its Dask task was cancelled before the child started")
+        else:
+            error = future.exception()
+            self._end(
+                None,
+                "lost",
+                f"its Dask task failed before the child started ({type(error).__name__}: {error}); "
+                f"if the workers cannot reach this machine at {self.listen_address}, "
+                "pass listen_host= an address of it they can reach",
+            )
+        self._wake_listener()
+
+    def _wake_listener(self) -> None:
+        try:
+            socket.create_connection(self.listen_address, timeout=1).close()  # type: ignore[arg-type]
+        except OSError:
+            pass  # the relay thread has closed it already
+
+    def _stop(self, command: str) -> None:
+        if self._state == "initial":
+            raise ProcessStateError(f"cannot signal {self._name}: it has not been started")
+        with self._lock:
+            if self._done.is_set():
+                return
+            wire = self._wire
+            if wire is None:
+                self._stop_command = command
+            future = self._future
+        if wire is not None:
+            try:
+                wire.send(("signal", command))
+            except OSError:
+                pass  # the connection has just ended: the relay thread reports it
+        elif future is not None:
+            future.cancel()
+        self._done.wait(SIGNAL_WAIT + NETWORK_SLACK)
+
+    def _end(self, exitcode: int | None, state: str, failure: str | None) -> None:
+        """Record the end once, fire ``exited``, release whoever waits."""
+        with self._lock:
+            if self._done.is_set():
+                return
+            self._exitcode, self._state, self.failure = exitcode, state, failure
+            future, self._future = self._future, None
+        self._running.set()
+        notify("exited", self, exitcode)
+        self._done.set()
+        if state == "lost" and future is not None:
+            future.cancel()  # after a worker's death, Dask would run the task again elsewhere
+
+
+_SIGNALS = {"terminate": signal.SIGTERM, "kill": signal.SIGKILL}
+
+
+def _one_time_key(authkey: bytes) -> bytes:
+    """A key for one connection, derived from the process's key, so that the key itself never travels."""
+    return hmac.new(authkey, b"processing.remote:" + os.urandom(32), hashlib.sha256).hexdigest().encode()
+
+
+def _reachable_host(client: Client) -> str:
+    """The address of this machine on the route to the scheduler: workers usually share that network."""
+    from distributed.comm import parse_address
+    from distributed.comm.addressing import parse_host_port
+    from distributed.utils import get_ip
+
+    scheme, location = parse_address(client.scheduler.address)
+    if scheme == "inproc":
+        return "127.0.0.1"
+    host, _ = parse_host_port(location)
+    return get_ip(host)
