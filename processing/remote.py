@@ -24,6 +24,7 @@ Dask is imported only when a remote process is started.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import itertools
@@ -35,9 +36,11 @@ import threading
 import uuid
 
 from . import serialization, startmethods
+from .authkey import as_key, key_text
 from .connection import Listener
-from .errors import AuthenticationError, ProcessError, ProcessStateError, TargetPicklingError
+from .errors import AuthenticationError, ProcessStateError, TargetPicklingError
 from .process import SIGNAL_WAIT, _output_callback, currentProcess, status_word
+from .remote_cluster import SchedulerUnreachableError, get_client, reachable_host
 from .remote_events import guarded, notify
 from .remote_worker import Wire, serve
 
@@ -46,7 +49,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
     from typing import IO, Any
 
-    from distributed import Client, Future
+    from distributed import Future
 
 __all__ = ["RemoteProcess", "SchedulerUnreachableError", "get_client"]
 
@@ -54,59 +57,6 @@ __all__ = ["RemoteProcess", "SchedulerUnreachableError", "get_client"]
 NETWORK_SLACK = 3.0
 
 _counter = itertools.count(1)
-_clients: dict[str, Client] = {}
-_clients_lock = threading.Lock()
-
-
-class SchedulerUnreachableError(ProcessError, ConnectionError):
-    """The Dask scheduler could not be reached; nothing was started."""
-
-
-def get_client(cluster: str | Any = None, timeout: float = 5.0) -> Client:
-    """The ``distributed.Client`` for ``cluster``: a scheduler address, a Client, or a cluster object.
-
-    Clients made from an address are kept, one per address, so that every
-    start does not pay for a new connection; ``None`` means Dask's default
-    client (the last one created).
-
-    Raises:
-        SchedulerUnreachableError: no scheduler answered at the address within ``timeout`` seconds.
-        ValueError: ``cluster`` is None and there is no default client.
-        ProcessStateError: the given Client is closed.
-        TypeError: ``cluster`` is of another type.
-    """
-    import distributed
-
-    if isinstance(cluster, distributed.Client):
-        if cluster.status in ("closing", "closed"):
-            raise ProcessStateError("the distributed.Client given as cluster= is closed; pass an open one")
-        return cluster
-    if cluster is None:
-        try:
-            return distributed.default_client()
-        except ValueError:
-            raise ValueError(
-                "no Dask cluster given: pass cluster='tcp://host:8786' (a scheduler address) "
-                "or a distributed.Client, or create a distributed.Client first"
-            ) from None
-    address = getattr(cluster, "scheduler_address", cluster)  # LocalCluster and friends
-    if not isinstance(address, str):
-        raise TypeError(
-            "cluster must be a scheduler address such as 'tcp://10.0.0.5:8786', a distributed.Client "
-            f"or a Dask cluster object, not {type(cluster).__name__}"
-        )
-    with _clients_lock:
-        client = _clients.get(address)
-        if client is None or client.status != "running":
-            try:
-                client = distributed.Client(address, timeout=timeout, set_as_default=False)
-            except (OSError, TimeoutError) as error:
-                raise SchedulerUnreachableError(
-                    f"cannot reach the Dask scheduler at {address} within {timeout:g} s ({error}); "
-                    "check the address and that the scheduler runs, or pass a longer connect_timeout"
-                ) from None
-            _clients[address] = client
-        return client
 
 
 class RemoteProcess:
@@ -171,7 +121,9 @@ class RemoteProcess:
         self._done = threading.Event()
         self._wire: Wire | None = None
         self._future: Future | None = None
-        self._stop_command: str | None = None
+        self._stop_command: tuple[str, str, bool] | None = None
+        self._relay_thread: threading.Thread | None = None
+        self._ender: threading.Thread | None = None
 
     # -- the Process methods ---------------------------------------------------
 
@@ -194,7 +146,7 @@ class RemoteProcess:
         payload = self._payload()
         client = get_client(self._cluster, self._connect_timeout)
         key = _one_time_key(self._authkey)
-        listener = Listener((self._listen_host or _reachable_host(client), 0), authkey=key, backlog=4)
+        listener = Listener((self._listen_host or reachable_host(client), 0), authkey=key, backlog=4)
         self.listen_address = listener.address
         try:
             future = client.submit(
@@ -206,17 +158,19 @@ class RemoteProcess:
             raise
         self._future = future
         self._state = "pending"
-        threading.Thread(
+        notify("started", self)  # before anything can report the end
+        self._relay_thread = threading.Thread(
             target=self._relay, args=(listener, payload), name=f"processing-remote-{self._name}", daemon=True
-        ).start()
+        )
+        self._relay_thread.start()
         future.add_done_callback(self._on_task_done)
-        notify("started", self)
 
     def join(self, timeout: float | None = None) -> None:
         """Wait until the remote child has exited (or is lost), or ``timeout`` seconds pass.
 
         When it returns after the exit, all output and messages have been delivered
-        and subscribers' ``exited`` callbacks have run.
+        and subscribers' ``exited`` callbacks have run. Called from one of this
+        process's own callbacks, it returns at once: it would wait for itself.
 
         Raises:
             ProcessStateError: not started yet, or not called by the creating process.
@@ -224,27 +178,30 @@ class RemoteProcess:
         self._check_creator("join")
         if self._state == "initial":
             raise ProcessStateError(f"cannot join {self._name}: it has not been started; call start() first")
-        self._done.wait(timeout)
+        if self._can_wait():
+            self._done.wait(timeout)
 
     def wait_running(self, timeout: float | None = None) -> bool:
         """Wait until the remote child runs (``pid``, ``host`` known); False if it never will, or timeout."""
         self._running.wait(timeout)
         return self._pid is not None
 
-    def terminate(self) -> None:
+    def terminate(self, *, tree: bool = False) -> None:
         """Have the worker send SIGTERM to the child, then wait up to a few seconds for the exit report.
 
-        A process still waiting for a worker is cancelled instead; its exit code is
-        then ``-SIGTERM`` too. Does nothing once the process has ended.
+        With ``tree=True`` the child's own children get it too (the remote child
+        leads a process group of its own). A process still waiting for a worker is
+        cancelled instead; its exit code is then ``-SIGTERM`` too. Does nothing
+        once the process has ended.
 
         Raises:
             ProcessStateError: the process has not been started.
         """
-        self._stop("terminate")
+        self._stop(("signal", "terminate", tree))
 
-    def kill(self) -> None:
+    def kill(self, *, tree: bool = False) -> None:
         """Like :meth:`terminate`, with SIGKILL, which cannot be ignored."""
-        self._stop("kill")
+        self._stop(("signal", "kill", tree))
 
     def getName(self) -> str:
         return self._name
@@ -272,8 +229,6 @@ class RemoteProcess:
         return self._exitcode
 
     def getAuthKey(self) -> str:
-        from .authkey import key_text
-
         return key_text(self._authkey)
 
     def setAuthKey(self, authkey: str | bytes) -> None:
@@ -283,8 +238,6 @@ class RemoteProcess:
             TypeError: not a str or bytes.
             ValueError: empty.
         """
-        from .authkey import as_key
-
         self._authkey = as_key(authkey)
 
     is_alive = isAlive
@@ -412,7 +365,7 @@ class RemoteProcess:
                 return None
             wire.send(("start", payload, self._options()))
             if self._stop_command is not None:
-                wire.send(("signal", self._stop_command))
+                wire.send(self._stop_command)
             self._wire = wire
         return wire
 
@@ -467,7 +420,7 @@ class RemoteProcess:
                 return  # connected: the relay thread sees the connection end
             command = self._stop_command
         if future.status == "cancelled" and command is not None:
-            self._end(-_SIGNALS[command], "stopped", None)
+            self._end(-_SIGNALS[command[1]], "stopped", None)
         elif future.status == "cancelled":
             self._end(None, "lost", "its Dask task was cancelled before the child started")
         else:
@@ -487,7 +440,7 @@ class RemoteProcess:
         except OSError:
             pass  # the relay thread has closed it already
 
-    def _stop(self, command: str) -> None:
+    def _stop(self, command: tuple[str, str, bool]) -> None:
         if self._state == "initial":
             raise ProcessStateError(f"cannot signal {self._name}: it has not been started")
         with self._lock:
@@ -499,12 +452,18 @@ class RemoteProcess:
             future = self._future
         if wire is not None:
             try:
-                wire.send(("signal", command))
+                wire.send(command)
             except OSError:
                 pass  # the connection has just ended: the relay thread reports it
         elif future is not None:
             future.cancel()
-        self._done.wait(SIGNAL_WAIT + NETWORK_SLACK)
+        if self._can_wait():
+            self._done.wait(SIGNAL_WAIT + NETWORK_SLACK)
+
+    def _can_wait(self) -> bool:
+        """False on the threads that deliver this process's events, which would wait for themselves."""
+        current = threading.current_thread()
+        return current is not self._relay_thread and current is not self._ender
 
     def _end(self, exitcode: int | None, state: str, failure: str | None) -> None:
         """Record the end once, fire ``exited``, release whoever waits."""
@@ -512,12 +471,16 @@ class RemoteProcess:
             if self._done.is_set():
                 return
             self._exitcode, self._state, self.failure = exitcode, state, failure
+            self._ender = threading.current_thread()
             future, self._future = self._future, None
         self._running.set()
         notify("exited", self, exitcode)
         self._done.set()
-        if state == "lost" and future is not None:
-            future.cancel()  # after a worker's death, Dask would run the task again elsewhere
+        if state == "lost" and future is not None and not future.done():
+            # After a worker's death, Dask would run the task again elsewhere. If the
+            # client is closing, the task goes with it: nothing is left to cancel.
+            with contextlib.suppress(Exception):
+                future.cancel()
 
 
 _SIGNALS = {"terminate": signal.SIGTERM, "kill": signal.SIGKILL}
@@ -526,16 +489,3 @@ _SIGNALS = {"terminate": signal.SIGTERM, "kill": signal.SIGKILL}
 def _one_time_key(authkey: bytes) -> bytes:
     """A key for one connection, derived from the process's key, so that the key itself never travels."""
     return hmac.new(authkey, b"processing.remote:" + os.urandom(32), hashlib.sha256).hexdigest().encode()
-
-
-def _reachable_host(client: Client) -> str:
-    """The address of this machine on the route to the scheduler: workers usually share that network."""
-    from distributed.comm import parse_address
-    from distributed.comm.addressing import parse_host_port
-    from distributed.utils import get_ip
-
-    scheme, location = parse_address(client.scheduler.address)
-    if scheme == "inproc":
-        return "127.0.0.1"
-    host, _ = parse_host_port(location)
-    return get_ip(host)

@@ -16,4 +16,5 @@ __all__ = ["run_target"]
 def run_target(payload: bytes) -> None:
     """Load ``(target, args, kwargs)`` and call the target; a payload that cannot load fails like a target."""
     target, args, kwargs = serialization.loads(payload)
-    target(*args, **kwargs)
+    if target is not None:
+        target(*args, **kwargs)

@@ -11,14 +11,16 @@ and obeys ``terminate``/``kill`` by signalling the child.
 
 Dask workers are daemonic ``multiprocessing`` processes, and the standard
 library refuses to let those have children. ``processing`` keeps its own
-process tree and has no such rule, so the worker can start the child. The
-child is started daemonic, so a worker that exits normally terminates it, and
-with the fork server, which kills its children when the worker dies abruptly.
+process tree and has no such rule, so the worker can start the child. What
+the rule protects against, children outliving their daemonic parent, is
+handled instead: the child is daemonic (a worker that exits normally
+terminates it), the fork server kills it if the worker dies abruptly, and the
+task stops it when the notebook goes away.
 
 The worker never unpickles user code: the payload is opened in the child by
-:func:`processing.remote_child.run_target`, so a worker stays free of the notebook's classes and a
-payload that cannot be loaded there fails like any target (exit code 1, the
-traceback on stderr).
+:func:`processing.remote_child.run_target`, so a worker stays free of the
+notebook's classes, and a payload that cannot be loaded there fails like any
+target (exit code 1, the traceback on stderr).
 
 Messages are tuples pickled with :func:`processing.serialization.dumps`, read
 only after the handshake succeeded in both directions.
@@ -33,6 +35,7 @@ from multiprocessing.connection import wait
 
 from . import serialization
 from .connection import Client, Connection
+from .errors import ProcessError
 from .monitor import subscribe
 from .process import Process
 from .remote_child import run_target
@@ -109,6 +112,8 @@ def serve(address: tuple[str, int], key: bytes) -> int | None:
             pass  # the notebook has gone; the child has been stopped
         return child.exitcode
     finally:
+        if child is not None and child.is_alive():  # something above failed: leave nothing running
+            _signal(child, "kill", True)
         if subscription is not None:
             subscription.cancel()
         wire.close()
@@ -127,13 +132,17 @@ def _child(wire: Wire, payload: bytes, options: dict[str, Any]) -> Process:
         name=options["name"],
         method=options["method"],
         daemon=True,
+        new_process_group=True,  # so that terminate(tree=True) needs no psutil
         output=relay_output if options["capture"] else None,
     )
 
 
 def _relay_message(wire: Wire, child: Process, process: Process, obj: object) -> None:
     if process is child:
-        wire.send(("message", serialization.dumps(obj)))
+        try:
+            wire.send(("message", serialization.dumps(obj)))
+        except OSError:
+            pass  # the notebook has gone; _supervise stops the child
 
 
 def _supervise(wire: Wire, child: Process) -> None:
@@ -141,12 +150,19 @@ def _supervise(wire: Wire, child: Process) -> None:
     sentinel = child.sentinel
     while sentinel not in wait([wire.conn, sentinel]):
         try:
-            _, command = wire.recv()
+            _, command, tree = wire.recv()
         except (EOFError, OSError):
             # Nobody is left to watch the child or stop it: do not let it run on.
-            child.terminate()
-            child.kill()
+            _signal(child, "terminate", True)
+            _signal(child, "kill", True)
             break
         if command in ("terminate", "kill"):
-            getattr(child, command)()
+            _signal(child, command, tree)
     child.join()
+
+
+def _signal(child: Process, command: str, tree: bool) -> None:
+    try:
+        getattr(child, command)(tree=tree)
+    except ProcessError:  # the tree needed psutil, missing here: at least stop the child
+        getattr(child, command)()

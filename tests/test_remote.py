@@ -1,0 +1,382 @@
+"""RemoteProcess against a real Dask LocalCluster: worker processes on loopback, real children on them.
+
+The cluster runs in a helper process, as a real one runs elsewhere: its
+workers (and the resource tracker ``multiprocessing`` starts for them) are
+not children of the test process, so they cannot outlive this module, and
+the workers see only what is installed, not the test modules: every target
+here is a closure or a lambda, sent by value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import operator
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import distributed
+import pytest
+from support import Events, Output, is_zombie, os_children, pid_gone, wait_until
+
+import processing
+from processing import remote_worker
+from processing.connection import Client, Listener
+from processing.remote import RemoteProcess, SchedulerUnreachableError, get_client
+
+pytestmark = pytest.mark.timeout(60)
+
+WORKERS = 2
+CLUSTER = f"""
+import sys
+import distributed
+
+with distributed.LocalCluster(n_workers={WORKERS}, processes=True, threads_per_worker=1, host="127.0.0.1",
+                              dashboard_address=None) as cluster:
+    print(cluster.scheduler_address, flush=True)
+    sys.stdin.read()  # until the test closes it
+"""
+
+
+@dataclass
+class Cluster:
+    address: str
+    client: distributed.Client
+    helper: subprocess.Popen[str]
+
+    def worker_pid(self, address: str) -> int:
+        return self.client.run(os.getpid, workers=[address])[address]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    log = tmp_path_factory.mktemp("cluster") / "cluster.log"
+    with open(log, "w") as stderr:
+        helper = subprocess.Popen(
+            [sys.executable, "-c", CLUSTER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
+            text=True,
+        )
+    try:
+        ready, _, _ = select.select([helper.stdout], [], [], 60)
+        address = helper.stdout.readline().strip() if ready else ""  # type: ignore[union-attr]
+        assert address.startswith("tcp://"), f"the LocalCluster did not start:\n{log.read_text()}"
+        client = get_client(address)
+        client.wait_for_workers(WORKERS, timeout=60)
+        yield Cluster(address, client, helper)
+        client.close()
+    finally:
+        helper.stdin.close()  # type: ignore[union-attr]
+        try:
+            helper.wait(30)
+        except subprocess.TimeoutExpired:
+            helper.kill()
+            helper.wait()
+
+
+@pytest.fixture(autouse=True)
+def no_child_left_behind(cluster: Cluster) -> Iterator[None]:
+    """This module's version of conftest's check: nothing left running here, nor on any worker.
+
+    The cluster's helper process is the one child of the test process that
+    stays for the whole module.
+    """
+    yield
+    problems: dict[str, object] = {}
+    running_children = lambda: [repr(child) for child in processing.activeChildren()]  # noqa: E731 - by value
+
+    def clean() -> bool:
+        problems.clear()
+        remote = {worker: names for worker, names in cluster.client.run(running_children).items() if names}
+        strays = [c.pid for c in os_children() if c.pid != cluster.helper.pid and not is_zombie(c)]
+        if remote:
+            problems["still running on the workers"] = remote
+        if strays:
+            problems["children of the test process"] = strays
+        return not problems
+
+    if not wait_until(clean, limit=15, interval=0.05):
+        pytest.fail(f"the test left processes behind: {problems}", pytrace=False)
+
+
+@pytest.fixture
+def events() -> Iterator[Events]:
+    recorder = Events()
+    yield recorder
+    recorder.cancel()
+
+
+@contextlib.contextmanager
+def workers_busy(cluster: Cluster) -> Iterator[None]:
+    """Occupy every worker's only thread, so that a task submitted meanwhile stays pending."""
+    release = distributed.Event(client=cluster.client)
+    blockers = [
+        cluster.client.submit(release.wait, 60, workers=[worker], pure=False)
+        for worker in cluster.client.scheduler_info()["workers"]
+    ]
+    try:
+        yield
+    finally:
+        release.set()
+        for blocker in blockers:
+            blocker.result(30)
+
+
+def test_output_arrives_live_while_the_remote_child_runs(cluster: Cluster, tmp_path, output: Output) -> None:
+    cue = tmp_path / "cue"
+
+    def talk(path: str) -> None:
+        print("first", flush=True)
+        while not os.path.exists(path):
+            time.sleep(0.01)
+        print("second", flush=True)
+
+    p = RemoteProcess(target=talk, args=(str(cue),), cluster=cluster.address, output=output)
+    assert repr(p) == f"<RemoteProcess({p.name}, initial)>"
+    p.start()
+    assert wait_until(lambda: b"first" in output.data("stdout"))
+    assert p.is_alive() and p.exitcode is None and p.state == "running"
+    assert b"second" not in output.data("stdout")
+    cue.touch()
+    p.join(30)
+    assert output.text("stdout") == "first\nsecond\n"
+    assert p.exitcode == 0 and p.getExitCode() == 0 and not p.isAlive()
+    assert repr(p) == f"<RemoteProcess({p.name}, stopped)>"
+
+
+@pytest.mark.parametrize(
+    ("target", "args", "exitcode", "word"),
+    [
+        (None, (), 0, "stopped"),
+        (lambda: None, (), 0, "stopped"),
+        (sys.exit, (3,), 3, "stopped[3]"),
+        (operator.truediv, (1, 0), 1, "stopped[1]"),
+    ],
+    ids=["no target", "returns", "sys.exit(3)", "raises"],
+)
+def test_exit_codes(cluster: Cluster, output: Output, target: object, args: tuple, exitcode: int,
+                    word: str) -> None:
+    p = RemoteProcess(target=target, args=args, cluster=cluster.client, output=output)
+    p.start()
+    p.join(30)
+    assert p.exitcode == exitcode and p.state == "stopped"
+    assert repr(p) == f"<RemoteProcess({p.name}, {word})>"
+    if exitcode == 1:
+        stderr = output.text("stderr")
+        assert f"Process {p.name}:" in stderr
+        assert "Traceback (most recent call last)" in stderr
+        assert "ZeroDivisionError: division by zero" in stderr
+
+
+def test_terminate_stops_the_remote_child(cluster: Cluster) -> None:
+    p = RemoteProcess(target=time.sleep, args=(1000,), cluster=cluster.address)
+    p.start()
+    assert p.wait_running(30)
+    assert p.host in cluster.client.scheduler_info()["workers"]
+    assert repr(p) == f"<RemoteProcess({p.name}, started)>"
+    remote_pid = p.getPid()
+    assert not pid_gone(remote_pid)  # same machine: the child is a real process
+    p.terminate()
+    assert not p.is_alive()
+    assert p.exitcode == -signal.SIGTERM
+    assert repr(p) == f"<RemoteProcess({p.name}, stopped[SIGTERM])>"
+    assert wait_until(lambda: pid_gone(remote_pid))
+
+
+def test_kill_stops_a_child_that_ignores_sigterm(cluster: Cluster, output: Output) -> None:
+    def stubborn() -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("ready", flush=True)
+        time.sleep(1000)
+
+    p = RemoteProcess(target=stubborn, cluster=cluster.address, output=output)
+    p.start()
+    assert wait_until(lambda: b"ready" in output.data("stdout"))
+    p.kill()
+    assert p.exitcode == -signal.SIGKILL and repr(p).endswith("stopped[SIGKILL])>")
+
+
+def test_terminate_tree_reaches_the_remote_childs_own_children(cluster: Cluster, output: Output) -> None:
+    def parent_of_a_sleeper() -> None:
+        sleeper = subprocess.Popen(["sleep", "1000"])
+        print(sleeper.pid, flush=True)
+        sleeper.wait()
+
+    p = RemoteProcess(target=parent_of_a_sleeper, cluster=cluster.address, output=output)
+    p.start()
+    assert wait_until(lambda: output.data("stdout").endswith(b"\n"))
+    grandchild = int(output.text("stdout"))
+    p.terminate(tree=True)
+    assert p.exitcode == -signal.SIGTERM
+    assert wait_until(lambda: pid_gone(grandchild))
+
+
+def test_callbacks_may_terminate_and_join_their_own_process(cluster: Cluster) -> None:
+    joined = threading.Event()
+
+    def on_output(stream: str, data: bytes) -> None:
+        p.terminate()  # on the relay thread: sends the command, cannot wait for its own report
+
+    def on_exit(process: object, exitcode: int | None) -> None:
+        if process is p:
+            p.join()  # on the thread that reports the exit: returns at once
+            joined.set()
+
+    p = RemoteProcess(target=lambda: print("go", flush=True) or time.sleep(1000), cluster=cluster.address,
+                      output=on_output)
+    with processing.subscribe(exited=on_exit):
+        p.start()
+        p.join(30)
+    assert p.exitcode == -signal.SIGTERM and joined.is_set()
+
+
+def test_sendtoparent_values_and_events_come_back(cluster: Cluster, events: Events) -> None:
+    factor = 7
+
+    def compute() -> None:
+        processing.sendToParent({"answer": 6 * factor})
+        processing.sendToParent(lambda: "by value")
+
+    p = RemoteProcess(target=compute, cluster=cluster.address)
+    p.start()
+    assert events.of(p) == [("started", None)]  # on the starting thread, as for a local child
+    p.join(30)
+    assert p.exitcode == 0
+    assert p.messages[0] == {"answer": 42} and p.messages[1]() == "by value"
+    assert [event for event, _ in events.of(p)] == ["started", "message", "message", "exited"]
+    assert events.of(p)[-1] == ("exited", 0)
+
+
+def test_a_closure_and_a_lambda_travel_by_value(cluster: Cluster, output: Output) -> None:
+    secret = "made in the notebook"
+    shout = lambda text: text.upper()  # noqa: E731 - a lambda is the point
+
+    p = RemoteProcess(target=lambda: print(shout(secret)), cluster=cluster.address, output=output)
+    p.start()
+    p.join(30)
+    assert p.exitcode == 0 and output.text("stdout") == "MADE IN THE NOTEBOOK\n"
+
+
+def test_workers_are_daemonic_and_still_start_children(cluster: Cluster) -> None:
+    def stdlib_child() -> None:
+        multiprocessing.get_context("spawn").Process(target=print).start()
+
+    assert all(cluster.client.run(lambda: multiprocessing.current_process().daemon).values())
+    with pytest.raises(AssertionError, match="daemonic processes are not allowed to have children"):
+        cluster.client.submit(stdlib_child, pure=False).result(30)
+    p = RemoteProcess(target=os.getpid, cluster=cluster.address)
+    p.start()
+    p.join(30)
+    assert p.exitcode == 0 and p.pid not in cluster.client.run(os.getpid).values()
+
+
+def test_a_dead_worker_makes_the_handle_lost(cluster: Cluster, events: Events) -> None:
+    p = RemoteProcess(target=time.sleep, args=(1000,), cluster=cluster.address)
+    p.start()
+    assert p.wait_running(30)
+    worker, remote_pid = p.host, p.pid
+    os.kill(cluster.worker_pid(worker), signal.SIGKILL)
+    p.join(30)
+    assert p.state == "lost" and not p.is_alive() and p.exitcode is None
+    assert repr(p) == f"<RemoteProcess({p.name}, lost)>"
+    assert worker in p.failure and "died" in p.failure
+    assert events.of(p)[-1] == ("exited", None)
+    assert wait_until(lambda: pid_gone(remote_pid))  # the worker's fork server killed it
+    cluster.client.wait_for_workers(WORKERS, timeout=30)  # the nanny starts a new worker
+
+
+def test_a_remote_child_stops_when_its_notebook_dies(cluster: Cluster) -> None:
+    notebook = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import time
+            from processing.remote import RemoteProcess
+            p = RemoteProcess(target=time.sleep, args=(1000,), cluster={cluster.address!r})
+            p.start()
+            p.wait_running(30)
+            print(p.pid, flush=True)
+            time.sleep(1000)
+        """)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        remote_pid = int(notebook.stdout.readline())  # type: ignore[union-attr]
+        assert not pid_gone(remote_pid)
+    finally:
+        notebook.kill()
+        notebook.wait()
+    assert wait_until(lambda: pid_gone(remote_pid))
+
+
+def test_an_unreachable_scheduler_is_named_and_nothing_starts() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{probe.getsockname()[1]}"  # nobody listens there once closed
+    p = RemoteProcess(target=print, cluster=address, connect_timeout=1)
+    with pytest.raises(SchedulerUnreachableError, match=f"Dask scheduler at {address}") as caught:
+        p.start()
+    assert isinstance(caught.value, ConnectionError) and isinstance(caught.value, processing.ProcessError)
+    assert p.state == "initial" and repr(p) == f"<RemoteProcess({p.name}, initial)>"
+
+
+def test_an_unpicklable_argument_is_named_before_anything_is_submitted() -> None:
+    p = RemoteProcess(target=print, args=("fine", threading.Lock()), cluster="tcp://127.0.0.1:1")
+    with pytest.raises(processing.TargetPicklingError, match=r"its args\[1\], <unlocked _thread.lock"):
+        p.start()  # raised before the (unreachable) scheduler is contacted
+    assert p.state == "initial"
+
+
+def test_a_wrong_key_is_refused_by_the_notebook(cluster: Cluster, capfd: pytest.CaptureFixture[str]) -> None:
+    with workers_busy(cluster):
+        p = RemoteProcess(target=os.getpid, cluster=cluster.address)
+        p.start()
+        assert p.state == "pending" and p.pid is None and p.host is None
+        with pytest.raises(processing.AuthenticationError):
+            Client(p.listen_address, authkey=b"not the key")
+        with pytest.raises(processing.AuthenticationError):
+            Client(p.listen_address, authkey=processing.currentProcess().authkey)  # one-time key only
+    p.join(30)
+    assert p.exitcode == 0  # the refused attempts did not disturb the real worker
+    assert f"{p.name} refused a connection" in capfd.readouterr().err
+
+
+def test_a_wrong_key_is_refused_by_the_worker(cluster: Cluster) -> None:
+    with Listener(("127.0.0.1", 0), authkey=b"the notebook's key") as listener:
+        task = cluster.client.submit(remote_worker.serve, listener.address, b"another key", pure=False)
+        with pytest.raises(processing.AuthenticationError):
+            listener.accept()
+        with pytest.raises(processing.AuthenticationError):
+            task.result(30)
+
+
+def test_terminate_while_pending_cancels_the_task(cluster: Cluster, tmp_path, events: Events) -> None:
+    ran = tmp_path / "ran"
+    with workers_busy(cluster):
+        p = RemoteProcess(target=ran.touch, cluster=cluster.address)
+        p.start()
+        p.terminate()
+        assert p.exitcode == -signal.SIGTERM and not p.is_alive() and p.pid is None
+    assert [event for event, _ in events.of(p)] == ["started", "exited"]
+    cluster.client.submit(time.sleep, 0, pure=False).result(30)  # the workers are free again
+    assert not ran.exists()
+
+
+def test_a_process_cannot_start_twice_nor_be_joined_before_start(cluster: Cluster) -> None:
+    p = RemoteProcess(target=print, cluster=cluster.address)
+    with pytest.raises(processing.ProcessStateError, match="call start"):
+        p.join()
+    with pytest.raises(processing.ProcessStateError, match="not been started"):
+        p.terminate()
+    p.start()
+    with pytest.raises(processing.ProcessStateError, match="only once"):
+        p.start()
+    p.join(30)
+    assert get_client(cluster.address) is cluster.client  # one client per address
