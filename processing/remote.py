@@ -346,7 +346,7 @@ class RemoteProcess:
                     conn = listener.accept()
                     break
                 except (AuthenticationError, EOFError, ConnectionError) as error:
-                    if self._done.is_set():
+                    if self._ended():
                         return None  # woken by _on_task_done: the task will not connect
                     print(
                         f"processing: {self._name} refused a connection from {listener.last_accepted} "
@@ -360,7 +360,7 @@ class RemoteProcess:
             listener.close()
         wire = Wire(conn)
         with self._lock:
-            if self._done.is_set():
+            if self._ended():
                 wire.close()
                 return None
             wire.send(("start", payload, self._options()))
@@ -406,8 +406,9 @@ class RemoteProcess:
 
     def _lost_reason(self, error: BaseException) -> str:
         detail = "" if isinstance(error, EOFError) else f" ({type(error).__name__}: {error})"
+        worker = f"worker {self._host}" if self._host else "its worker"
         return (
-            f"the connection to worker {self._host} ended before the child's exit was reported{detail}: "
+            f"the connection to {worker} ended before the child's exit was reported{detail}: "
             "the worker (or its machine) died, or the network failed; the child's fate is unknown"
         )
 
@@ -444,7 +445,7 @@ class RemoteProcess:
         if self._state == "initial":
             raise ProcessStateError(f"cannot signal {self._name}: it has not been started")
         with self._lock:
-            if self._done.is_set():
+            if self._ended():
                 return
             wire = self._wire
             if wire is None:
@@ -460,6 +461,9 @@ class RemoteProcess:
         if self._can_wait():
             self._done.wait(SIGNAL_WAIT + NETWORK_SLACK)
 
+    def _ended(self) -> bool:
+        return self._state in ("stopped", "lost")
+
     def _can_wait(self) -> bool:
         """False on the threads that deliver this process's events, which would wait for themselves."""
         current = threading.current_thread()
@@ -468,7 +472,7 @@ class RemoteProcess:
     def _end(self, exitcode: int | None, state: str, failure: str | None) -> None:
         """Record the end once, fire ``exited``, release whoever waits."""
         with self._lock:
-            if self._done.is_set():
+            if self._ended():
                 return
             self._exitcode, self._state, self.failure = exitcode, state, failure
             self._ender = threading.current_thread()

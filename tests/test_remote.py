@@ -26,7 +26,8 @@ from dataclasses import dataclass
 
 import distributed
 import pytest
-from support import Events, Output, is_zombie, os_children, pid_gone, wait_until
+import support
+from support import Events, Output, is_zombie, os_children, pid_gone, run_python, wait_until
 
 import processing
 from processing import remote_worker
@@ -263,6 +264,23 @@ def test_a_closure_and_a_lambda_travel_by_value(cluster: Cluster, output: Output
     p.start()
     p.join(30)
     assert p.exitcode == 0 and output.text("stdout") == "MADE IN THE NOTEBOOK\n"
+
+
+def test_a_target_the_workers_cannot_import_fails_like_a_target(cluster: Cluster, output: Output) -> None:
+    p = RemoteProcess(target=support.wait_until, args=(bool,), cluster=cluster.address, output=output)
+    p.start()  # by reference: the workers do not have the tests' modules
+    p.join(30)
+    assert p.exitcode == 1 and "ModuleNotFoundError: No module named 'support'" in output.text("stderr")
+
+
+def test_importing_processing_and_its_remote_module_does_not_import_dask() -> None:
+    result = run_python("""
+        import sys
+        import processing, processing.remote
+        print(sorted(m for m in sys.modules if m.split(".")[0] in ("dask", "distributed", "tornado")))
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "[]\n"
 
 
 def test_workers_are_daemonic_and_still_start_children(cluster: Cluster) -> None:
