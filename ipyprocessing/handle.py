@@ -35,9 +35,6 @@ if TYPE_CHECKING:
         def exited(self, exitcode: int, note: str) -> None:
             """The child has exited and all its output was delivered; called on the monitor thread."""
 
-        def close(self) -> None:
-            """Release the display: the process could not be started."""
-
 __all__ = ["CellProcess", "timeout_reason"]
 
 _PARENT_ONLY = ("_log", "_view", "_user_ns", "_timer", "pulled")

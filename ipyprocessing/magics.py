@@ -90,11 +90,7 @@ class ProcessMagics(Magics):
                               method=method)
         view = self._view(process, args.proc)
         process.attach(view)
-        try:
-            process.start()
-        except BaseException:
-            view.close()
-            raise
+        process.start()
         self.registry.add(process)
         if args.proc:
             self.shell.user_ns[args.proc] = process

@@ -52,9 +52,6 @@ class TextView:
             word = processing.status_word(exitcode)
             self._line(f"exited with code {exitcode} ({word})" + (f": {note}" if note else ""))
 
-    def close(self) -> None:
-        """Nothing to release: no line was printed before the start."""
-
     def _write(self, stream: str, data: bytes) -> None:
         self._emit(stream, self._decoders[stream].decode(data))
 

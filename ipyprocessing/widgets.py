@@ -46,13 +46,21 @@ class StatusBox(ipywidgets.HBox):
         self._view = view
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        bundle["text/plain"] = self._view.text()
-        return bundle
+        # Built here rather than by HBox, whose text form is a repr of every child: slow and unreadable.
+        return {"text/plain": self._view.text(),
+                _WIDGET_MIME: {"version_major": 2, "version_minor": 0, "model_id": self.model_id}}
 
 
 class WidgetView:
-    """Status row plus output display for one process, tied to the cell that started it."""
+    """Status row plus output display for one process, tied to the cell that started it.
+
+    The row is built when shown, after the start, so it is sent to the front
+    end once with its pid and state rather than built and then corrected. It
+    has few models, because each costs the cell a comm message: the name (with
+    the pid), the state (its value is exactly the repr's word), the figures
+    (exit code, elapsed time, CPU and memory, each a span with its own class),
+    the button, and a note saying why it stopped and what was pulled.
+    """
 
     def __init__(self, process: CellProcess, channel: CellChannel, throttle: Throttle, ticker: Ticker,
                  hint: str = "") -> None:
@@ -65,30 +73,16 @@ class WidgetView:
         self._pending: list[tuple[str, bytes]] = []
         self._tail = Tail()
         self._shown = False
-        self._finished = False
+        self._exitcode: int | None = None
         self._usage: psutil.Process | None = None
-        # One layout and one style shared by the labels: fewer models, fewer comm messages per cell.
-        parts = {"layout": ipywidgets.Layout(margin="0 0.8em 0 0"), "style": HTMLStyle()}
-        self.name = _html(f"<b>{html.escape(process.name)}</b>", "name", parts)
-        self.pid = _html("pid -", "pid", parts)
-        self.state = _html("initial", "state", parts)
-        self.exitcode = _html("exit code -", "exitcode", parts)
-        self.elapsed = _html("", "elapsed", parts)
-        self.resources = _html("", "resources", parts)
-        self.button = ipywidgets.Button(description="Terminate", button_style="danger", icon="stop",
-                                        tooltip="Send SIGTERM to this process",
-                                        _dom_classes=("ipyprocessing-terminate",))
-        self.button.on_click(self._on_click)
-        self.note = _html("", "note", parts)
-        self.box = StatusBox([self.name, self.pid, self.state, self.exitcode, self.elapsed, self.resources,
-                              self.button, self.note], self)
+        self._figures = {"exitcode": "exit code -", "elapsed": "", "resources": ""}
+        self._note = ""
+        self.box: StatusBox | None = None
 
     def show(self) -> None:
-        """Display the row in the current cell; call in the cell, after ``start()``."""
+        """Build the row and display it in the current cell; call in the cell, after ``start()``."""
         with self._lock:
-            if not self._finished:
-                self.pid.value = f"pid {self.process.pid}"
-                self.state.value = processing.status_word(None)
+            self._build()
         display(self.box)
         with self._lock:
             self._shown = True
@@ -97,16 +91,11 @@ class WidgetView:
             self._throttle.mark(self)
         self._ticker.add(self)
 
-    def close(self) -> None:
-        """Close the widgets: the process could not be started, so they are never displayed."""
-        for widget in (*self.box.children, self.box):
-            widget.close()
-
     def text(self) -> str:
         """The status as one line of text."""
         process = self.process
         line = f"{process.name} (pid {process.pid}): {processing.status_word(process.exitcode)}"
-        return f"{line}; {self.note.value}" if self.note.value else line
+        return f"{line}; {self._note}" if self._note else line
 
     # -- called from the core's monitor thread --------------------------------
 
@@ -118,15 +107,17 @@ class WidgetView:
     def exited(self, exitcode: int, note: str) -> None:
         self.flush()
         with self._lock:
-            self._finished = True
-            self.pid.value = f"pid {self.process.pid}"
-            self.state.value = processing.status_word(exitcode)
-            self.exitcode.value = f"exit code {exitcode}"
-            self.exitcode.tooltip = describe_exit(exitcode)
-            self.elapsed.value = format_elapsed(self.process.elapsed)
-            self.button.description = "Terminate"
-            self.button.disabled = True
-            self.note.value = html.escape(note)
+            self._exitcode = exitcode
+            self._figures["exitcode"] = f"exit code {exitcode}"
+            self._figures["elapsed"] = format_elapsed(self.process.elapsed)
+            self._note = note
+            if self.box is not None:
+                self.state.value = processing.status_word(exitcode)
+                self.figures.value = self._figures_html()
+                self.figures.tooltip = describe_exit(exitcode)
+                self.button.description = "Terminate"
+                self.button.disabled = True
+                self.note.value = html.escape(note)
 
     # -- called from the throttle and ticker threads --------------------------
 
@@ -141,10 +132,11 @@ class WidgetView:
 
     def tick(self) -> bool:
         with self._lock:
-            if self._finished:
+            if self._exitcode is not None:
                 return False
-            self.elapsed.value = format_elapsed(self.process.elapsed)
-            self.resources.value = self._usage_text()
+            self._figures["elapsed"] = format_elapsed(self.process.elapsed)
+            self._figures["resources"] = self._usage_text()
+            self.figures.value = self._figures_html()
             return True
 
     # -- called from the kernel's shell handler (a click) ---------------------
@@ -155,10 +147,37 @@ class WidgetView:
             return
         self.process.terminate_because(_BUTTON_REASON)
         with self._lock:
-            if not self._finished and self.process.exitcode is None:
+            if self._exitcode is None and self.process.exitcode is None:
                 self.button.description = "Kill"
                 self.button.tooltip = "Send SIGKILL, which cannot be ignored"
-                self.note.value = "still running 2 s after SIGTERM: click Kill to send SIGKILL"
+                self._note = "still running 2 s after SIGTERM: click Kill to send SIGKILL"
+                self.note.value = html.escape(self._note)
+
+    def _build(self) -> None:
+        # One layout and one label style shared by the row's parts: fewer models to send.
+        shared = {"layout": ipywidgets.Layout(margin="0 0.8em 0 0")}
+        labels = {**shared, "style": HTMLStyle()}
+        finished = self._exitcode is not None
+        self.name = _html(self._name_html(), "name", labels)
+        self.state = _html(processing.status_word(self._exitcode), "state", labels)
+        self.figures = _html(self._figures_html(), "figures", labels)
+        if finished:
+            self.figures.tooltip = describe_exit(self._exitcode)
+        self.button = ipywidgets.Button(description="Terminate", button_style="danger", icon="stop",
+                                        tooltip="Send SIGTERM to this process", disabled=finished,
+                                        _dom_classes=("ipyprocessing-terminate",), **shared)
+        self.button.on_click(self._on_click)
+        self.note = _html(html.escape(self._note), "note", labels)
+        self.box = StatusBox([self.name, self.state, self.figures, self.button, self.note], self)
+
+    def _name_html(self) -> str:
+        pid = self.process.pid
+        return (f'<b>{html.escape(self.process.name)}</b> '
+                f'<span class="ipyprocessing-pid">pid {"-" if pid is None else pid}</span>')
+
+    def _figures_html(self) -> str:
+        return " · ".join(f'<span class="ipyprocessing-{key}">{html.escape(text)}</span>'
+                          for key, text in self._figures.items() if text)
 
     def _usage_text(self) -> str:
         try:
@@ -170,6 +189,9 @@ class WidgetView:
             return f"CPU {cpu:.0f}% · memory {format_bytes(self._usage.memory_info().rss)}"
         except (psutil.Error, ValueError):
             return ""
+
+
+_WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
 def _html(value: str, part: str, shared: dict[str, Any]) -> ipywidgets.HTML:

@@ -48,9 +48,13 @@ class Kernel:
 
     # -- requests -----------------------------------------------------------
 
-    def execute(self, code: str) -> str:
-        """Send an execute_request and return its msg_id at once."""
-        return self.client.execute(code)
+    def execute(self, code: str, *, fails: bool = False) -> str:
+        """Send an execute_request and return its msg_id at once.
+
+        ``fails``: the cell is expected to end in an error (or an interrupt), so
+        the kernel must not abort the requests queued after it.
+        """
+        return self.client.execute(code, stop_on_error=not fails)
 
     def reply(self, msg_id: str, timeout: float = 60) -> Message:
         """The shell reply to ``msg_id`` (its content)."""

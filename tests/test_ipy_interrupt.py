@@ -35,7 +35,7 @@ def no_child_left_behind(kernel: Kernel) -> Iterator[None]:
 
 
 def test_interrupt_during_wait_terminates_the_child(kernel: Kernel) -> None:
-    waiting = kernel.execute(f"%%process --wait --name sleeper\n{SLEEPER}")
+    waiting = kernel.execute(f"%%process --wait --name sleeper\n{SLEEPER}", fails=True)
     state, _, note = kernel.status_widgets(waiting)
     kernel.wait_for(lambda m: is_output_of(m, waiting))
     kernel.manager.interrupt_kernel()
@@ -48,7 +48,7 @@ def test_interrupt_during_wait_terminates_the_child(kernel: Kernel) -> None:
 def test_interrupting_another_cell_spares_background_children(kernel: Kernel) -> None:
     background = kernel.run(f"%%process --name survivor --proc survivor\n{SLEEPER}")
     kernel.wait_for(lambda m: is_output_of(m, background))
-    busy = kernel.execute("import time\nprint('sleeping', flush=True)\ntime.sleep(600)\n")
+    busy = kernel.execute("import time\nprint('sleeping', flush=True)\ntime.sleep(600)\n", fails=True)
     kernel.wait_for(lambda m: m["msg_type"] == "stream" and parent_of(m) == busy)
     kernel.manager.interrupt_kernel()
     assert kernel.reply(busy)["ename"] == "KeyboardInterrupt"

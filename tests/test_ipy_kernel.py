@@ -142,7 +142,7 @@ def test_flood_is_coalesced_and_kept_whole(kernel: Kernel) -> None:
 def test_syntax_error_and_bad_option_start_nothing(kernel: Kernel) -> None:
     before = kernel.eval("len(__import__('ipyprocessing').processes())")
     for code, error in (("%%process\nx = (\n", "SyntaxError"), ("%%process --bogus\npass\n", "UsageError")):
-        cell = kernel.execute(code)
+        cell = kernel.execute(code, fails=True)
         reply = kernel.reply(cell)
         assert (reply["status"], reply["ename"]) == ("error", error)
         kernel.wait_for(lambda m, cell=cell: is_reply_idle(m, cell))
