@@ -409,7 +409,8 @@ class RemoteProcess:
         worker = f"worker {self._host}" if self._host else "its worker"
         return (
             f"the connection to {worker} ended before the child's exit was reported{detail}: "
-            "the worker (or its machine) died, or the network failed; the child's fate is unknown"
+            "the worker or its machine died, or the network failed (on its side, the child is stopped "
+            "as soon as the loss is noticed there)"
         )
 
     def _on_task_done(self, future: Future) -> None:
