@@ -218,11 +218,22 @@ def _start_time(process: processing.Process, clock: Callable[[], float]) -> floa
     started_at = getattr(process, "started_at", None)  # a %%process child records it
     if isinstance(started_at, float) and clock is time.monotonic:
         return started_at
+    if process.method == "forkserver":
+        # The fork server forks children ahead of need: the OS's creation time may be long
+        # before start(). Better to understate the elapsed time than to invent it.
+        return clock()
     try:
-        age = time.time() - psutil.Process(process.pid).create_time()
+        return clock() - max(0.0, _age(psutil.Process(process.pid).create_time()))
     except (psutil.Error, TypeError, ValueError):
-        age = 0.0
-    return clock() - max(0.0, age)
+        return clock()
+
+
+def _age(create_time: float) -> float:
+    """Seconds since ``create_time`` (psutil's). On Linux psutil derives it from a boot time
+    rounded to the second, so compare on the boot clock, where that rounding cancels out."""
+    if hasattr(time, "CLOCK_BOOTTIME"):
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - (create_time - psutil.boot_time())
+    return time.time() - create_time
 
 
 _session: Session | None = None

@@ -7,6 +7,7 @@ session registry so that other tests' processes do not show up.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import proc_targets
@@ -89,6 +90,34 @@ def test_a_process_running_before_the_registry_existed_is_adopted() -> None:
         assert wait_until(lambda: registry.entries()[0].state == "stopped[SIGTERM]")
     finally:
         registry.close()
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_an_adopted_process_keeps_its_real_start_time(method: str) -> None:
+    before = time.monotonic()
+    process = start(name="early", method=method)
+    after = time.monotonic()
+    time.sleep(0.3)  # so that a start time taken at adoption would be visibly wrong
+    registry = Session().watch()
+    try:
+        started = registry.entries()[0].started
+        # Within the 10 ms granularity of the kernel's process start times.
+        assert before - 0.02 <= started <= after + 0.02
+    finally:
+        registry.close()
+        process.terminate()
+
+
+def test_an_adopted_fork_server_child_is_never_older_than_its_start() -> None:
+    """The fork server forks ahead of need, so the OS's creation time would overstate its age."""
+    before = time.monotonic()
+    process = start(name="early", method="forkserver")
+    registry = Session().watch()
+    try:
+        assert registry.entries()[0].started >= before
+    finally:
+        registry.close()
+        process.terminate()
 
 
 def test_terminate_button_stops_the_process_and_is_disabled(panel: ProcessPanel) -> None:

@@ -11,20 +11,18 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import psutil
 import pytest
 from ipy_kernel import Kernel, Message, is_reply_idle
+from support import os_children
 
 pytestmark = pytest.mark.timeout(180)
 
-REGISTER = "import ipyprocessing.panel_magics as m; m.register_panel_magics(get_ipython())"
 LIVE_IN_KERNEL = "[e.name for e in __import__('ipyprocessing.session').session.current().live()]"
 
 
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
-    started = Kernel(str(tmp_path_factory.mktemp("panel-kernel")))
-    started.run(REGISTER)
+    started = Kernel(str(tmp_path_factory.mktemp("panel-kernel")))  # it loads the extension
     yield started
     started.close()
 
@@ -42,7 +40,7 @@ def no_child_left_behind(kernel: Kernel) -> Iterator[None]:
     while kernel.eval(LIVE_IN_KERNEL) and time.monotonic() < deadline:
         time.sleep(0.05)
     kernel_pid = kernel.manager.provisioner.pid
-    others = [child.pid for child in psutil.Process().children() if child.pid != kernel_pid]
+    others = [child.pid for child in os_children() if child.pid != kernel_pid]  # the fork server aside
     if others:
         problems.append(f"children of the test process left: {others}")
     kernel.run("__import__('ipyprocessing.session').session.current().clear_stopped()")

@@ -1,0 +1,180 @@
+"""The example notebooks run top to bottom in a real kernel (nbclient), and say what they should.
+
+Each test checks the outputs a reader sees, not just that nothing raised. The
+panel tour also checks that a saved notebook (outputs and widget state) does
+not contain the auth key, unless ``%authkey --show`` asked for it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+pytestmark = pytest.mark.timeout(180)
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+def run(name: str, tmp_path: Path, extra_cells: tuple[str, ...] = ()) -> nbformat.NotebookNode:
+    """Execute notebook ``name`` (plus ``extra_cells`` at the end) in a fresh kernel; return it executed."""
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    assert nb.metadata.kernelspec.name == "python3"
+    nb.cells.extend(nbformat.v4.new_code_cell(source) for source in extra_cells)
+    client = NotebookClient(nb, timeout=120, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+    return nb
+
+
+def text(cell: Any) -> str:
+    """Everything a reader sees as text in a cell's outputs (streams and text/plain)."""
+    parts = []
+    for output in cell.outputs:
+        if output.output_type == "stream":
+            parts.append(output.text)  # a stream may come in several outputs: join them as written
+        elif output.output_type in ("display_data", "execute_result"):
+            parts.append(output.data.get("text/plain", "") + "\n")
+        elif output.output_type == "error":
+            parts.append(f"{output.ename}: {output.evalue}\n")
+    return "".join(parts)
+
+
+def cell(nb: nbformat.NotebookNode, first_line: str) -> Any:
+    """The code cell whose source starts with ``first_line``."""
+    found = [c for c in nb.cells if c.cell_type == "code" and c.source.startswith(first_line)]
+    assert len(found) == 1, f"{len(found)} cells start with {first_line!r}"
+    return found[0]
+
+
+def has_widget(cell: Any) -> bool:
+    return any("application/vnd.jupyter.widget-view+json" in output.get("data", {})
+               for output in cell.outputs)
+
+
+def no_errors(nb: nbformat.NotebookNode) -> None:
+    errors = [text(c) for c in nb.cells if c.cell_type == "code"
+              for o in c.outputs if o.output_type == "error" or getattr(o, "name", "") == "stderr"]
+    assert errors == []
+
+
+def test_quickstart(tmp_path: Path) -> None:
+    nb = run("01-quickstart.ipynb", tmp_path)
+    no_errors(nb)
+    assert text(cell(nb, "import signal")).splitlines() == [
+        "<Process(Process-1, initial)> False",
+        "<Process(Process-1, started)> True",
+        "<Process(Process-1, stopped[SIGTERM])> False",
+        "True",
+    ]
+    train = cell(nb, "%%process --name train")
+    assert has_widget(train)
+    status, *printed = text(train).splitlines()
+    assert re.fullmatch(r"train \(pid \d+\): (started|stopped)", status)  # a snapshot at display time
+    assert printed in ([], ["fitted 38.5"])  # whether it arrived before the cell ended is a race
+    assert text(cell(nb, "train.join()")).splitlines() == ["<CellProcess(train, stopped)>", "model = 38.5"]
+    status, *printed = text(cell(nb, "%%process --wait")).splitlines()
+    assert re.fullmatch(r"hello \(pid \d+\): (started|stopped)", status)
+    # The child's output display may reach the front end just after the cell's end (sent from
+    # another thread); the process object keeps all of it anyway, as the next cell shows.
+    assert len(printed) <= 1 and all(line.startswith("hello from pid") for line in printed)
+    hello = re.fullmatch(r"0 hello from pid (\d+) - the kernel is (\d+)\n", text(cell(nb, "print(hello.")))
+    assert hello, text(cell(nb, "print(hello."))
+    assert hello[1] != hello[2], "the cell ran in a child process"
+    assert text(cell(nb, "forever.terminate()")).strip() == "<CellProcess(forever, stopped[SIGTERM])>"
+    table = [line.split() for line in text(cell(nb, "%processes")).splitlines()]
+    assert [row[0] for row in table] == ["name", "train", "hello", "forever"]
+    assert table[3][2] == "stopped[SIGTERM]"
+
+
+def test_panel_and_auth_key_tour_keeps_the_key_out_of_the_saved_notebook(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.json"
+    nb = run("02-panel-and-auth-keys.ipynb", tmp_path, extra_cells=(
+        f"import json\njson.dump([sleepers[0].getAuthKey(), processing.currentProcess().getAuthKey()], "
+        f"open({str(keys)!r}, 'w'))",))
+    no_errors(nb)
+    nb.cells.pop()  # the cell above only fetched the keys for this test
+    old_key, new_key = json.loads(keys.read_text())
+
+    panel = next(c for c in nb.cells if c.cell_type == "code" and c.source == "%process_panel")
+    assert has_widget(panel)
+    assert text(panel).splitlines()[0].split() == ["name", "pid", "key", "state", "exit", "elapsed", "CPU",
+                                                   "memory"]
+    shown = next(c for c in nb.cells if c.cell_type == "code" and c.source == "%authkey")
+    first = re.search(r"fingerprint ([0-9a-f]{8})", text(shown))
+    renewed = text(cell(nb, "%authkey --new"))
+    second = re.search(r"new key ([0-9a-f]{8}): processes started from now on use it; "
+                       r"the 2 running processes keep the key they started with", renewed)
+    assert first and second and first[1] != second[1]
+    assert text(cell(nb, "late = ")).splitlines() == ["late has the new key: True",
+                                                      "the sleepers kept theirs: True"]
+    assert has_widget(cell(nb, "from ipyprocessing.panel import ProcessPanel"))
+    final = [line.split() for line in text(cell(nb, "%process_panel --text")).splitlines()]
+    assert [(row[0], row[2], row[3]) for row in final[1:]] == [
+        ("sleeper-0", first[1], "stopped[SIGTERM]"),
+        ("sleeper-1", first[1], "stopped[SIGTERM]"),
+        ("quick", first[1], "stopped"),
+        ("late", second[1], "stopped[SIGTERM]"),
+    ]
+
+    saved = nbformat.writes(nb)
+    assert "application/vnd.jupyter.widget-state+json" in nb.metadata.get("widgets", {}), (
+        "the widgets' state is saved too, so the check below covers it")
+    assert old_key not in saved and new_key not in saved
+
+
+def test_authkey_show_puts_the_key_in_the_saved_notebook_on_purpose(tmp_path: Path) -> None:
+    """The control for the test above: the check does find a key that was revealed."""
+    keys = tmp_path / "keys.json"
+    nb = run("02-panel-and-auth-keys.ipynb", tmp_path, extra_cells=(
+        "%authkey --show",
+        f"import json\njson.dump(processing.currentProcess().getAuthKey(), open({str(keys)!r}, 'w'))"))
+    assert json.loads(keys.read_text()) in nbformat.writes(nb)
+
+
+def test_spawn_and_forkserver_run_functions_defined_in_cells(tmp_path: Path) -> None:
+    nb = run("03-spawn-and-forkserver.ipynb", tmp_path)
+    no_errors(nb)
+    lines = text(cell(nb, "import os")).splitlines()
+    assert [re.sub(r"pid \d+", "pid N", line) for line in lines] == [
+        "spawn: square(7) = 49 in pid N, exit code 0",
+        "forkserver: square(7) = 49 in pid N, exit code 0",
+    ]
+    assert text(cell(nb, "offset = 100")).splitlines() == ["spawn: lambda sent [101]",
+                                                           "forkserver: lambda sent [101]"]
+    assert text(cell(nb, "class Greeter")).splitlines() == ["hello from greeter-spawn",
+                                                            "hello from greeter-forkserver"]
+    for method, computed in (("spawn", "[3, 6, 9]"), ("forkserver", "[12, 15, 18]")):
+        shown = cell(nb, f"%%process --method {method}")
+        status, *printed = text(shown).splitlines()
+        assert has_widget(shown) and re.fullmatch(rf"scaler-{method} \(pid \d+\): (started|stopped)", status)
+        assert printed in ([], [f"{method} child computed {computed}"])  # printed before the cell ended?
+    assert text(cell(nb, "for job in")).splitlines() == [
+        "<CellProcess(scaler-spawn, stopped)> spawn",
+        "<CellProcess(scaler-forkserver, stopped)> forkserver",
+        "scaled_spawn = [3, 6, 9]",
+        "scaled_forkserver = [12, 15, 18]",
+    ]
+
+
+def test_every_notebook_is_checked() -> None:
+    checked = {"01-quickstart.ipynb", "02-panel-and-auth-keys.ipynb", "03-spawn-and-forkserver.ipynb"}
+    assert {path.name for path in NOTEBOOKS.glob("*.ipynb")} == checked
+
+
+def test_load_ext_registers_the_panel_magics(tmp_path: Path) -> None:
+    notebook = tmp_path / "load.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell("%load_ext ipyprocessing\n"
+                                         "magics = get_ipython().magics_manager.magics['line']\n"
+                                         "print('process_panel' in magics, 'authkey' in magics)")],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                 "language": "python"}}), notebook)
+    nb = nbformat.read(notebook, as_version=4)
+    NotebookClient(nb, timeout=60, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    assert text(nb.cells[0]).strip() == "True True"
