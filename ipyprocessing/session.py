@@ -79,16 +79,17 @@ class Entry:
         """Read CPU % and memory of the live process (the caller sweeps all entries at once)."""
         if self.ended is not None or self.pid is None:
             return
+        usage = self._usage  # the exited event may drop it meanwhile, on the monitor thread
         try:
-            if self._usage is None:
-                self._usage = psutil.Process(self.pid)
-                with self._usage.oneshot():
-                    self._usage.cpu_percent(None)
-                    self.memory = self._usage.memory_info().rss
+            if usage is None:
+                usage = self._usage = psutil.Process(self.pid)
+                with usage.oneshot():
+                    usage.cpu_percent(None)  # the first reading only starts the measurement
+                    self.memory = usage.memory_info().rss
                 return
-            with self._usage.oneshot():
-                self.cpu = self._usage.cpu_percent(None)
-                self.memory = self._usage.memory_info().rss
+            with usage.oneshot():
+                self.cpu = usage.cpu_percent(None)
+                self.memory = usage.memory_info().rss
         except psutil.Error:
             pass  # it is exiting: the exited event is on its way
 

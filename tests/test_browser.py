@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from browser_support import KERNEL_IDLE, chromium, isolated_env, jupyterlab, missing, notebook, screenshot
 
-pytestmark = [pytest.mark.timeout(180), pytest.mark.skipif(missing() is not None, reason=missing() or "")]
+pytestmark = pytest.mark.timeout(180)
+needs_browser = pytest.mark.skipif(missing() is not None, reason=missing() or "")
 
 CELLS = [
     "%load_ext ipyprocessing\n"
@@ -52,6 +53,7 @@ def page(tmp_path: Path) -> Iterator[Any]:
                     lab.api("DELETE", f"/api/kernels/{kernel['id']}")
 
 
+@needs_browser
 def test_terminate_in_jupyterlab_and_the_panel_follows(page: Any) -> None:
     from playwright.sync_api import expect
 
@@ -89,3 +91,13 @@ def test_terminate_in_jupyterlab_and_the_panel_follows(page: Any) -> None:
     expect(plain_row.locator(".ipyprocessing-exitcode")).to_have_text("-15")
     expect(plain_row.get_by_role("button", name="Terminate")).to_be_disabled()
     expect(panel.locator(".ipyprocessing-summary")).to_contain_text("0 running, 2 stopped")
+
+
+def test_a_missing_browser_is_named_in_the_skip_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The skip must say what is missing and how to get it, never pass silently."""
+    import browser_support
+
+    monkeypatch.setattr(browser_support, "CHROMIUM", "/nonexistent/chromium")
+    reason = browser_support.missing()
+    assert reason is not None
+    assert "Chromium at /nonexistent/chromium" in reason and ".ci/install-browser" in reason

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import proc_targets
 import pytest
-from support import wait_until
+from support import run_python, wait_until
 
 import processing
 from ipyprocessing import panel as panel_module
@@ -250,3 +250,26 @@ def test_no_panel_thread_is_left_running(session: Session) -> None:
     thread.join(5)
     assert not thread.is_alive()
     assert panel_module._boards.get(session) is None
+
+
+def test_without_a_widget_front_end_the_magics_print_text() -> None:
+    """Terminal IPython: %process_panel prints the table; %authkey the fingerprint, never the key."""
+    result = run_python("""
+        import time
+        from IPython.core.interactiveshell import InteractiveShell
+        import processing
+        shell = InteractiveShell.instance()
+        shell.run_line_magic("load_ext", "ipyprocessing")
+        p = processing.Process(target=time.sleep, args=(600,), name="terminal-sleeper")
+        p.start()
+        shell.run_line_magic("process_panel", "")
+        shell.run_line_magic("authkey", "")
+        print("KEY", processing.currentProcess().getAuthKey())
+        p.terminate()
+    """)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:4] == ["name", "pid", "key", "state"]
+    assert lines[1].split()[0] == "terminal-sleeper" and lines[1].split()[3] == "started"
+    key = lines[-1].split()[1]
+    assert lines[2].startswith("auth key ") and key not in "\n".join(lines[:-1])

@@ -136,6 +136,18 @@ def test_the_panel_follows_plain_processes_and_obeys_its_terminate_button(kernel
     assert ">-15<" in state_of(kernel, row["figures"])["value"]
 
 
+def test_the_panel_shows_process_cells_and_its_terminate_tells_the_cell_why(kernel: Kernel) -> None:
+    shown = kernel.run("%process_panel")
+    kernel.wait_for(lambda m: is_reply_idle(m, shown))
+    kernel.run("%%process --name via-magic --proc via_magic\nimport time\ntime.sleep(600)")
+    row = find_row(kernel, "via-magic")
+    assert state_of(kernel, row["state"])["value"] == "started"
+    kernel.click(row["button"])
+    wait_state(kernel, row["state"], "value", "stopped[SIGTERM]")
+    exitcode, reason = kernel.eval("[via_magic.exitcode, via_magic.stop_reason]")
+    assert (exitcode, reason) == (-15, "terminated from the process panel")
+
+
 def test_a_second_panel_shows_the_same_models(kernel: Kernel) -> None:
     first, second = kernel.run("%process_panel"), kernel.run("%process_panel")
     kernel.wait_for(lambda m: is_reply_idle(m, second))
