@@ -54,6 +54,9 @@ class Cluster:
     client: distributed.Client
     helper: subprocess.Popen[str]
 
+    def workers(self) -> list[str]:
+        return list(self.client.scheduler_info()["workers"])
+
     def worker_pid(self, address: str) -> int:
         return self.client.run(os.getpid, workers=[address])[address]
 
@@ -121,7 +124,7 @@ def workers_busy(cluster: Cluster) -> Iterator[None]:
     release = distributed.Event(client=cluster.client)
     blockers = [
         cluster.client.submit(release.wait, 60, workers=[worker], pure=False)
-        for worker in cluster.client.scheduler_info()["workers"]
+        for worker in cluster.workers()
     ]
     try:
         yield
@@ -181,7 +184,7 @@ def test_terminate_stops_the_remote_child(cluster: Cluster) -> None:
     p = RemoteProcess(target=time.sleep, args=(1000,), cluster=cluster.address)
     p.start()
     assert p.wait_running(30)
-    assert p.host in cluster.client.scheduler_info()["workers"]
+    assert p.host in cluster.workers()
     assert repr(p) == f"<RemoteProcess({p.name}, started)>"
     remote_pid = p.getPid()
     assert not pid_gone(remote_pid)  # same machine: the child is a real process
@@ -308,7 +311,8 @@ def test_a_dead_worker_makes_the_handle_lost(cluster: Cluster, events: Events) -
     assert worker in p.failure and "died" in p.failure
     assert events.of(p)[-1] == ("exited", None)
     assert wait_until(lambda: pid_gone(remote_pid))  # the worker's fork server killed it
-    cluster.client.wait_for_workers(WORKERS, timeout=30)  # the nanny starts a new worker
+    assert wait_until(lambda: worker not in cluster.workers() and len(cluster.workers()) == WORKERS)
+    # (the nanny has started a new worker, and the scheduler has forgotten the dead one)
 
 
 def test_a_remote_child_stops_when_its_notebook_dies(cluster: Cluster) -> None:
