@@ -180,26 +180,59 @@ def print_cost(driver: Driver, prints: int) -> None:
     print(f"   (a print in the kernel itself:     {float(driver.value('per_print')) * 1e6:7.1f} us)")
 
 
-def flood_round_trips(driver: Driver, megabytes: int) -> None:
-    print(f"\n4. execute round trip while a child prints {megabytes} MB (target: p99 < 100 ms)")
-    quiet = [driver.execute("pass") for _ in range(50)]
-    driver.drain()
-    lines = megabytes * 10_000  # 100-byte lines
-    driver.execute(f"%%process --proc flood\nline = 'x' * 99\nfor _ in range({lines}):\n    print(line)\n")
-    start = time.perf_counter()
-    loaded = []
+# References for the flood: the same printing by a plain processing.Process, (a) to /dev/null
+# without capture (the child's CPU load alone: on a small machine it takes a whole CPU), and
+# (b) captured by the core with a callback that does nothing (the core's own delivery cost).
+REFERENCE_FLOOD = """
+import io, os, processing
+def _print_lines(lines, devnull):
+    if devnull:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    out = io.open(1, "w", buffering=1)
+    line = "x" * 99
+    for _ in range(lines):
+        print(line, file=out)
+flood = processing.Process(target=_print_lines, args=({lines}, {devnull}), new_process_group=True,
+                           output=None if {devnull} else (lambda stream, data: None))
+flood.start()
+"""
+
+
+def round_trips_while(driver: Driver, start_flood: str) -> list[float]:
+    """Start a flood with ``start_flood`` (it binds ``flood``), time 'pass' round trips until it ends."""
+    driver.execute(start_flood)
+    trips = [driver.execute("pass")]
     while driver.value("flood.exitcode") == "None":
-        loaded.append(driver.execute("pass"))
-    duration = time.perf_counter() - start
+        trips.append(driver.execute("pass"))
     driver.execute("flood.join()")
+    return trips
+
+
+def flood_round_trips(driver: Driver, megabytes: int, runs: int) -> None:
+    print(f"\n4. execute round trip while a child prints {megabytes} MB (target: p99 < 100 ms)")
+    lines = megabytes * 10_000  # 100-byte lines
+    quiet = [driver.execute("pass") for _ in range(100)]
+    median, p99 = ms(statistics.median(quiet)), ms(percentile(quiet, 0.99))
+    print(f"   at rest:                         median {median}, p99 {p99}")
+    cell = f"%%process --proc flood\nline = 'x' * 99\nfor _ in range({lines}):\n    print(line)\n"
+    cases = (("ref: no capture, to /dev/null", REFERENCE_FLOOD.format(lines=lines, devnull=True)),
+             ("ref: core capture, no-op output", REFERENCE_FLOOD.format(lines=lines, devnull=False)),
+             ("%%process", cell))
+    for label, code in cases:
+        p99s, medians, count = [], [], 0
+        for _ in range(runs):
+            driver.drain()
+            trips = round_trips_while(driver, code)
+            p99s.append(percentile(trips, 0.99))
+            medians.append(statistics.median(trips))
+            count += len(trips)
+        print(f"   {label:32s} median {ms(statistics.median(medians))}, p99 median of {runs} runs "
+              f"{ms(statistics.median(p99s))} (per run: {', '.join(ms(p) for p in p99s)}; {count} trips)")
     size = int(driver.value("len(flood.output)"))
     messages = [m for _, m in driver.drain() if m["msg_type"] in ("display_data", "update_display_data")]
     sent = sum(len(m["content"]["data"].get("text/plain", "")) for m in messages)
-    print(f"   at rest:        median {ms(statistics.median(quiet))}, p99 {ms(percentile(quiet, 0.99))}")
-    print(f"   during flood:   median {ms(statistics.median(loaded))}, p99 {ms(percentile(loaded, 0.99))}, "
-          f"max {ms(max(loaded))} ({len(loaded)} round trips in {duration:.2f} s)")
-    print(f"   the flood: {size / 1e6:.0f} MB kept in flood.output; {len(messages)} display messages "
-          f"carrying {sent / 1e6:.2f} MB reached IOPub")
+    print(f"   last %%process flood: {size / 1e6:.0f} MB kept in flood.output; {len(messages)} display "
+          f"messages carrying {sent / 1e6:.2f} MB reached IOPub")
 
 
 def main() -> None:
@@ -213,7 +246,7 @@ def main() -> None:
             request_to_reply(driver, runs=10 if args.quick else 30)
             line_latency(driver, lines=20 if args.quick else 60)
             print_cost(driver, prints=50_000 if args.quick else 200_000)
-            flood_round_trips(driver, megabytes=10 if args.quick else 100)
+            flood_round_trips(driver, megabytes=10 if args.quick else 100, runs=2 if args.quick else 5)
         finally:
             driver.execute("%process_terminate --all")
             driver.close()

@@ -59,7 +59,7 @@ class CellProcess(processing.Process):
         method: str | None = None,
     ) -> None:
         self._log = OutputLog()
-        self._view: View | None = None
+        self._view: View = _Unseen()
         self._user_ns = user_ns
         self._timer: threading.Timer | None = None
         self.pulled: dict[str, Any] = {}
@@ -139,8 +139,7 @@ class CellProcess(processing.Process):
             notes.append(describe_exit(exitcode))
         if self.pull_names:
             notes.append(self._pull(exitcode))
-        if self._view is not None:
-            self._view.exited(exitcode, "; ".join(notes))
+        self._view.exited(exitcode, "; ".join(notes))
 
     def _pull(self, exitcode: int) -> str:
         names = ", ".join(self.pull_names)
@@ -155,8 +154,17 @@ class CellProcess(processing.Process):
 
     def _deliver(self, stream: str, data: bytes) -> None:
         self._log.append(stream, data)
-        if self._view is not None:
-            self._view.output(stream, data)
+        self._view.output(stream, data)
+
+
+class _Unseen:
+    """The view of a process not attached to one: it shows nothing."""
+
+    def output(self, stream: str, data: bytes) -> None:
+        pass
+
+    def exited(self, exitcode: int, note: str) -> None:
+        pass
 
 
 def timeout_reason(seconds: float) -> str:

@@ -1,7 +1,9 @@
 """A child's output: every byte kept in order, and a bounded terminal-like tail for display.
 
-The log keeps the whole output so nothing is lost however much a child prints.
-The display must stay small whatever the child does (a million lines, 100 MB,
+The log keeps the whole output so nothing is lost however much a child prints,
+in memory while it is small and in an anonymous temporary file beyond that, so
+a cell that prints gigabytes (or is re-run with a flood each time) does not
+grow the kernel. The display must stay small whatever the child does (a million lines, 100 MB,
 a progress bar redrawn ten thousand times), so ``Tail`` keeps only the last
 lines of a terminal-like screen: ``\\r`` returns to the start of the line and
 overwrites it, as a terminal does, so a progress bar stays one line. During a
@@ -12,9 +14,10 @@ is counted, not rendered.
 from __future__ import annotations
 
 import codecs
+import threading
 from collections import deque
 
-__all__ = ["MAX_LINES", "MAX_LINE_CHARS", "WINDOW", "OutputLog", "Tail"]
+__all__ = ["MAX_LINES", "MAX_LINE_CHARS", "SPILL", "WINDOW", "OutputLog", "Tail"]
 
 #: Lines the display keeps; older lines are counted as hidden.
 MAX_LINES = 200
@@ -22,25 +25,44 @@ MAX_LINES = 200
 MAX_LINE_CHARS = 2000
 #: Bytes of one batch that are decoded and rendered; earlier bytes of the batch are only counted.
 WINDOW = 256 * 1024
+#: Bytes of output kept in memory; past this the log moves to a temporary file.
+SPILL = 1 << 20
 
 
 class OutputLog:
-    """Every chunk a child wrote, in delivery order, tagged with its stream name.
+    """Every byte a child wrote, in delivery order, and which stream wrote which range.
 
-    Appending is one list append, atomic under the GIL, so the monitor thread
-    can append while another thread reads.
+    The monitor thread appends while any thread may read, hence the lock.
     """
 
-    def __init__(self) -> None:
-        self._chunks: list[tuple[str, bytes]] = []
+    def __init__(self, spill: int = SPILL) -> None:
+        import tempfile  # here, not at the top: spawned children import this module and never log
+
+        self._file = tempfile.SpooledTemporaryFile(max_size=spill)  # noqa: SIM115 - lives as long as the log
+        self._ranges: list[tuple[str, int, int]] = []  # (stream, start, end), a stream's neighbours merged
+        self._size = 0
+        self._lock = threading.Lock()
 
     def append(self, stream: str, data: bytes) -> None:
-        self._chunks.append((stream, data))
+        with self._lock:
+            self._file.write(data)
+            end = self._size + len(data)
+            if self._ranges and self._ranges[-1][0] == stream:
+                self._ranges[-1] = (stream, self._ranges[-1][1], end)
+            else:
+                self._ranges.append((stream, self._size, end))
+            self._size = end
 
     def join(self, stream: str | None = None) -> bytes:
         """All bytes written so far, of one stream or (None) of both, in order."""
-        chunks = list(self._chunks)
-        return b"".join(data for name, data in chunks if stream is None or name == stream)
+        with self._lock:
+            self._file.seek(0)
+            data = self._file.read(self._size)
+            self._file.seek(self._size)
+            ranges = [(start, end) for name, start, end in self._ranges if stream in (None, name)]
+        if stream is None:
+            return data
+        return b"".join(data[start:end] for start, end in ranges)
 
 
 class Tail:

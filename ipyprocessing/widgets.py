@@ -13,6 +13,7 @@ coalesced by ``Throttle``.
 
 from __future__ import annotations
 
+import collections
 import html
 import threading
 from typing import Any
@@ -70,7 +71,10 @@ class WidgetView:
         self._ticker = ticker
         self._hint = hint
         self._lock = threading.Lock()
-        self._pending: list[tuple[str, bytes]] = []
+        # Filled by the monitor thread without a lock (deque appends and pops are atomic): a flood
+        # delivers a chunk per pipe read, 100k of them for 100 MB, so each must cost next to nothing.
+        self._pending: collections.deque[tuple[str, bytes]] = collections.deque()
+        self._marked = False
         self._tail = Tail()
         self._shown = False
         self._exitcode: int | None = None
@@ -86,9 +90,7 @@ class WidgetView:
         display(self.box)
         with self._lock:
             self._shown = True
-            pending = bool(self._pending)
-        if pending:
-            self._throttle.mark(self)
+        self._throttle.mark(self)
         self._ticker.add(self)
 
     def text(self) -> str:
@@ -100,9 +102,10 @@ class WidgetView:
     # -- called from the core's monitor thread --------------------------------
 
     def output(self, stream: str, data: bytes) -> None:
-        with self._lock:
-            self._pending.append((stream, data))
-        self._throttle.mark(self)
+        self._pending.append((stream, data))
+        if not self._marked:
+            self._marked = True
+            self._throttle.mark(self)
 
     def exited(self, exitcode: int, note: str) -> None:
         self.flush()
@@ -124,9 +127,14 @@ class WidgetView:
     def flush(self) -> None:
         """Show the output that arrived since the last flush (the tail of it)."""
         with self._lock:
-            if not self._shown or not self._pending:
+            if not self._shown:
                 return
-            pending, self._pending = self._pending, []
+            self._marked = False  # before draining: a chunk appended from now on marks again
+            pending = []
+            while self._pending:
+                pending.append(self._pending.popleft())
+            if not pending:
+                return
             self._tail.feed(pending)
             self._channel.show_text(self._tail.render(self._hint))
 

@@ -61,11 +61,14 @@ def test_a_giant_line_is_cut() -> None:
     assert len(render(b"x" * (output.MAX_LINE_CHARS * 3))) == output.MAX_LINE_CHARS
 
 
-def test_output_log_keeps_everything_in_order() -> None:
-    log = OutputLog()
-    for stream, data in (("stdout", b"a"), ("stderr", b"b"), ("stdout", b"c")):
+@pytest.mark.parametrize("spill", [output.SPILL, 4])
+def test_output_log_keeps_everything_in_order(spill: int) -> None:
+    log = OutputLog(spill=spill)
+    for stream, data in (("stdout", b"ab"), ("stdout", b"c"), ("stderr", b"de"), ("stdout", b"f")):
         log.append(stream, data)
-    assert (log.join(), log.join("stdout"), log.join("stderr")) == (b"abc", b"ac", b"b")
+    assert (log.join(), log.join("stdout"), log.join("stderr")) == (b"abcdef", b"abcf", b"de")
+    log.append("stderr", b"g")
+    assert log.join() == b"abcdefg"
 
 
 class Counter:
