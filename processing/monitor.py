@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-__all__ = ["Subscription", "subscribe", "wait_delivered", "watch"]
+__all__ = ["Subscription", "guarded", "notify", "subscribe", "wait_delivered", "watch"]
 
 _READ_SIZE = 1 << 16
 _DRAIN_LIMIT = 256
@@ -73,14 +73,20 @@ def subscribe(
     return subscription
 
 
-def _notify(event: str, *args: Any) -> None:
+def notify(event: str, *args: Any) -> None:
+    """Call every subscriber's ``event`` callback (``started``, ``exited``, ``message``).
+
+    Public so that handles the monitor does not watch (remote processes, whose
+    news arrives over the network) fire the same events as local children.
+    """
     for subscription in _state.subscriptions:
         callback = getattr(subscription, event)
         if callback is not None:
-            _guarded(callback, *args)
+            guarded(callback, *args)
 
 
-def _guarded(callback: Callable[..., Any], *args: Any) -> None:
+def guarded(callback: Callable[..., Any], *args: Any) -> None:
+    """Call a user's callback; an exception is printed to stderr and swallowed."""
     try:
         callback(*args)
     except Exception:
@@ -92,7 +98,7 @@ def _guarded(callback: Callable[..., Any], *args: Any) -> None:
 
 def watch(process: Any) -> None:
     """Track a just-started child: fire ``started`` now, the rest from the monitor thread."""
-    _notify("started", process)
+    notify("started", process)
     _state.add(process)
 
 
@@ -128,7 +134,7 @@ class _State:
                 # An earlier handler in this batch may have closed this descriptor
                 # (and the number may even be in use again): act only on live keys.
                 if registered.get(key.fd) is key:
-                    _guarded(key.data, key.fd)
+                    guarded(key.data, key.fd)
 
     def _register(self, process: Any) -> None:
         popen = process._popen
@@ -156,7 +162,7 @@ class _State:
             process._popen.output_closed(fd)
             return False
         if process._output is not None:
-            _guarded(process._output, stream, data)
+            guarded(process._output, stream, data)
         return True
 
     def _on_channel(self, process: Any) -> None:
@@ -170,7 +176,7 @@ class _State:
             messages = []
         for obj in messages:
             process.messages.append(obj)
-            _notify("message", process, obj)
+            notify("message", process, obj)
         if channel.eof:
             self._forget(channel.fileno())
             channel.close()
@@ -187,7 +193,7 @@ class _State:
                         break
             self._on_channel(process)
             exitcode = popen.wait()
-            _notify("exited", process, exitcode)
+            notify("exited", process, exitcode)
         finally:
             process._finished.set()
 

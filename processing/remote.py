@@ -39,9 +39,9 @@ from . import serialization, startmethods
 from .authkey import as_key, key_text
 from .connection import Listener
 from .errors import AuthenticationError, ProcessStateError, TargetPicklingError
+from .monitor import guarded, notify
 from .process import SIGNAL_WAIT, _output_callback, currentProcess, status_word
 from .remote_cluster import SchedulerUnreachableError, get_client, reachable_host
-from .remote_events import guarded, notify
 from .remote_worker import Wire, serve
 
 TYPE_CHECKING = False
