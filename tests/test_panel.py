@@ -80,6 +80,21 @@ def test_rows_appear_on_start_and_change_on_exit_by_themselves(panel: ProcessPan
     assert "0 running, 1 stopped" in panel.board.summary.value
 
 
+def test_rows_follow_events_not_the_refresh_timer(session: Session, monkeypatch) -> None:
+    """With the once-a-second sweep pushed out of reach, starts and exits still show at once."""
+    monkeypatch.setattr(panel_module, "PERIOD", 3600.0)
+    shown = ProcessPanel(session=session)
+    try:
+        assert wait_until(lambda: shown.board.ticks == 1)  # the first sweep, when the thread starts
+        process = start(name="evented")
+        row = row_of(shown, process)
+        process.terminate()
+        wait_value(row.state, "value", "stopped[SIGTERM]")
+        assert shown.board.ticks == 1, "no sweep was involved"
+    finally:
+        shown.close()
+
+
 def test_a_process_running_before_the_registry_existed_is_adopted() -> None:
     process = start(name="early")
     registry = Session().watch()
