@@ -12,6 +12,8 @@ forkserver children import it to load the cell they run.
 
 from __future__ import annotations
 
+import atexit
+
 from .handle import CellProcess
 
 TYPE_CHECKING = False  # no typing at run time: spawned children import this package
@@ -34,6 +36,7 @@ def load_ipython_extension(ipython: Any) -> None:
 
     if _registry is None:
         _registry = Registry()
+        atexit.register(_registry.stop_all, "terminated: the kernel shut down")
     ipython.register_magics(ProcessMagics(ipython, _registry))
     register_panel_magics(ipython)
 

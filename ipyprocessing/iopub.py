@@ -29,11 +29,6 @@ class CellChannel:
         self.display_id = uuid.uuid4().hex
         self._displayed = False
 
-    @property
-    def msg_id(self) -> str:
-        """The originating request's ``msg_id``."""
-        return self._parent["header"]["msg_id"]
-
     def show_text(self, text: str) -> None:
         """Show ``text`` in the cell's output, replacing what an earlier call showed."""
         msg_type = "update_display_data" if self._displayed else "display_data"

@@ -125,13 +125,18 @@ class ProcessMagics(Magics):
         args = parse_argstring(self.process_terminate, line)
         if bool(args.all) == bool(args.target):
             raise UsageError("give the name or pid of a process, or --all (not both); %processes lists them")
-        processes = self.registry.all() if args.all else self.registry.find(args.target)
-        if not processes and not args.all:
-            raise UsageError(f"no process named {args.target!r} or with pid {args.target} in this session; "
-                             "%processes lists them")
-        running = [process for process in processes if process.exitcode is None]
+        reason = "terminated by %process_terminate"
+        if args.all:
+            running = self.registry.stop_all(reason)
+        else:
+            processes = self.registry.find(args.target)
+            if not processes:
+                raise UsageError(f"no process named {args.target!r} or with pid {args.target} in this "
+                                 "session; %processes lists them")
+            running = [process for process in processes if process.exitcode is None]
+            for process in running:
+                process.stop(reason)
         for process in running:
-            process.stop("terminated by %process_terminate")
             process.join()
             print(f"terminated {process.name} (pid {process.pid}): "
                   f"{processing.status_word(process.exitcode)}")

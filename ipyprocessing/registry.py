@@ -27,6 +27,18 @@ class Registry:
         with self._lock:
             return list(self._processes)
 
+    def stop_all(self, reason: str) -> list[CellProcess]:
+        """Stop every running process (SIGTERM, then SIGKILL if it survives 2 s); returns those stopped.
+
+        Registered to run when the kernel exits: the children are in process
+        groups of their own, so the kernel's own clean-up, which signals its
+        group, does not reach them, and a notebook's children should not outlive it.
+        """
+        running = [process for process in self.all() if process.exitcode is None]
+        for process in running:
+            process.stop(reason)
+        return running
+
     def find(self, key: str) -> list[CellProcess]:
         """The processes whose name is ``key``, or whose pid is ``key``."""
         return [p for p in self.all() if p.name == key or str(p.pid) == key]

@@ -21,10 +21,8 @@ _SIGNAL_WORDS = {
 }
 
 
-def describe_exit(exitcode: int | None) -> str:
+def describe_exit(exitcode: int) -> str:
     """What an exit code means, in words: ``finished``, ``the cell raised ...``, ``killed by SIGKILL ...``."""
-    if exitcode is None:
-        return "running"
     if exitcode == 0:
         return "finished"
     if exitcode == 1:

@@ -169,7 +169,7 @@ class WidgetView:
         self.name = _html(self._name_html(), "name", labels)
         self.state = _html(processing.status_word(self._exitcode), "state", labels)
         self.figures = _html(self._figures_html(), "figures", labels)
-        if finished:
+        if self._exitcode is not None:
             self.figures.tooltip = describe_exit(self._exitcode)
         self.button = ipywidgets.Button(description="Terminate", button_style="danger", icon="stop",
                                         tooltip="Send SIGTERM to this process", disabled=finished,

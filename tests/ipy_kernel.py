@@ -38,13 +38,18 @@ class Kernel:
         self._stop = threading.Event()
         self._reader = threading.Thread(target=self._read_iopub, name="test-iopub", daemon=True)
         self._reader.start()
+        self.closed = False
         self.run("%load_ext ipyprocessing")
 
-    def close(self) -> None:
+    def close(self, *, graceful: bool = False) -> None:
+        """Stop the kernel: at once, or (``graceful``) by a shutdown request, as a front end does."""
+        if self.closed:
+            return
+        self.closed = True
         self._stop.set()
         self._reader.join()
         self.client.stop_channels()
-        self.manager.shutdown_kernel(now=True)
+        self.manager.shutdown_kernel(now=not graceful)
 
     # -- requests -----------------------------------------------------------
 
@@ -190,6 +195,8 @@ _STRAYS = """[c.pid for c in __import__('psutil').Process().children()
 def children_left(kernel: Kernel) -> list[str]:
     """What a test left behind: ``%%process`` children still running or unreaped in the kernel
     (they are then terminated), children of the test process other than the kernel."""
+    if kernel.closed:
+        return [f"child pid {child.pid} of the test process left" for child in psutil.Process().children()]
     problems = []
     running = kernel.eval("[p.name for p in __import__('ipyprocessing').processes() if p.is_alive()]")
     if running:

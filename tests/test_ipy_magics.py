@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -160,3 +162,16 @@ def test_processes_and_process_terminate(shell: InteractiveShell, capsys: pytest
     assert f"terminated napper (pid {napper.pid}): stopped[SIGTERM]" in capsys.readouterr().out
     shell.run_line_magic("process_terminate", "--all")
     assert "nothing to terminate" in capsys.readouterr().out
+
+
+def test_terminal_ipython_loads_it_from_its_configuration(tmp_path) -> None:
+    cell = "%%process --wait --name term\nprint('from the child')"
+    done = subprocess.run(
+        [sys.executable, "-m", "IPython", "--no-banner", "--colors=nocolor", "--HistoryManager.enabled=False",
+         "--InteractiveShellApp.extensions=['ipyprocessing']", "-c", cell],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert re.fullmatch(r"\[term\] started, pid \d+ \(forkserver\)", lines[0])
+    assert lines[1:] == ["from the child", "[term] exited with code 0 (stopped)"]
