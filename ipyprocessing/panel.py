@@ -333,9 +333,12 @@ def _assign(widget: ipywidgets.Widget, name: str, value: Any) -> None:
         setattr(widget, name, value)
 
 
-def _span(part: str, text: str, bold: bool = False) -> str:
-    body = f"<b>{html.escape(text)}</b>" if bold else html.escape(text)
-    return f"<span class='ipyprocessing-cell ipyprocessing-{part}'>{body}</span>"
+def _span(part: str, text: str, bold: bool = False, title: bool = False) -> str:
+    """One cell; ``title`` repeats the text as a tooltip, for cells that may be cut short."""
+    escaped = html.escape(text)
+    body = f"<b>{escaped}</b>" if bold else escaped
+    tooltip = f" title='{escaped}'" if title else ""
+    return f"<span class='ipyprocessing-cell ipyprocessing-{part}'{tooltip}>{body}</span>"
 
 
 def _style() -> str:
@@ -347,9 +350,17 @@ def _style() -> str:
 
 
 def _ident_html(entry: Entry) -> str:
-    pid = entry.pid
-    return (_span("name", entry.name, bold=True) + _span("pid", NONE if pid is None else str(pid))
+    return (_span("name", entry.name, bold=True, title=True) + _span("pid", _pid_text(entry), title=True)
             + _span("key", entry.fingerprint))
+
+
+def _pid_text(entry: Entry) -> str:
+    """The pid; for a remote process, ``pid@host`` (the pid alone would name a process here)."""
+    pid = NONE if entry.pid is None else str(entry.pid)
+    host = entry.host
+    if not host:
+        return pid
+    return f"{pid}@{host.split('://')[-1].rsplit(':', 1)[0]}"
 
 
 def _figures_html(entry: Entry, now: float) -> str:
@@ -382,7 +393,7 @@ def text_table(entries: list[Entry], now: float) -> str:
         alive = entry.alive
         rows.append((
             entry.name,
-            NONE if entry.pid is None else str(entry.pid),
+            _pid_text(entry),
             entry.fingerprint,
             entry.state,
             NONE if entry.exitcode is None else str(entry.exitcode),

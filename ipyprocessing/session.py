@@ -23,6 +23,7 @@ from typing import Any
 import psutil
 
 import processing
+from processing.authkey import fingerprint
 
 __all__ = ["Entry", "Session", "current"]
 
@@ -34,15 +35,20 @@ class Entry:
     """What the session knows of one process: identity, lifecycle, and its last resource figures.
 
     ``cpu`` is None until two samples exist (psutil's first reading only starts
-    the measurement); ``memory`` is the resident set size in bytes.
+    the measurement); ``memory`` is the resident set size in bytes. A remote
+    handle (``processing.remote.RemoteProcess``: it has a ``host``) goes
+    through the same events; its pid is on another machine, so it is not
+    sampled here, and a handle whose worker was lost ends without an exit code.
     """
 
-    __slots__ = ("_pid", "_usage", "cpu", "ended", "exitcode", "fingerprint", "memory", "process", "started")
+    __slots__ = ("_pid", "_usage", "cpu", "ended", "exitcode", "fingerprint", "memory", "process", "remote",
+                 "started")
 
     def __init__(self, process: processing.Process, started: float) -> None:
         self.process = process
+        self.remote = hasattr(process, "host")
         self._pid: int | None = None  # read lazily: a fork server child's pid may not be known yet
-        self.fingerprint: str = process.authkey_fingerprint
+        self.fingerprint: str = fingerprint(process.authkey)
         self.started = started
         self.ended: float | None = None
         self.exitcode: int | None = None
@@ -62,14 +68,28 @@ class Entry:
         return self._pid
 
     @property
+    def host(self) -> str | None:
+        """Where a remote process runs (None for a local one, or before it runs)."""
+        return getattr(self.process, "host", None) if self.remote else None
+
+    @property
     def alive(self) -> bool:
         """Until the core reported the exit (so a row never says stopped before the output is in)."""
         return self.ended is None
 
     @property
     def state(self) -> str:
-        """The repr's word: ``started``, ``stopped``, ``stopped[SIGTERM]``, ``stopped[1]``."""
-        return processing.status_word(self.exitcode) if self.ended is not None else "started"
+        """The repr's word: ``started``, ``stopped``, ``stopped[SIGTERM]``, ``stopped[1]``.
+
+        A remote handle may also be ``pending`` (waiting for a worker) or ``lost``
+        (its worker went away: no exit code will ever come).
+        """
+        if self.ended is None:
+            pending = self.remote and getattr(self.process, "state", None) == "pending"
+            return "pending" if pending else "started"
+        if self.exitcode is None:
+            return "lost"
+        return processing.status_word(self.exitcode)
 
     def elapsed(self, now: float) -> float:
         """Seconds from start to ``now``, or to the exit once stopped."""
@@ -77,7 +97,7 @@ class Entry:
 
     def sample(self) -> None:
         """Read CPU % and memory of the live process (the caller sweeps all entries at once)."""
-        if self.ended is not None or self.pid is None:
+        if self.ended is not None or self.remote or self.pid is None:
             return
         usage = self._usage  # the exited event may drop it meanwhile, on the monitor thread
         try:
@@ -184,7 +204,7 @@ class Session:
             self.version += 1
         self._notify()
 
-    def _exited(self, process: processing.Process, exitcode: int) -> None:
+    def _exited(self, process: processing.Process, exitcode: int | None) -> None:
         now = self._clock()
         with self._lock:
             entry = self._entries.get(process)
