@@ -26,6 +26,8 @@ from .child import CellTarget
 from .handle import CellProcess
 from .namespace import NamespaceError, globals_used, ship
 from .registry import Registry
+from .throttle import Throttle
+from .ticker import Ticker
 from .waiting import wait_for
 
 if TYPE_CHECKING:
@@ -46,12 +48,14 @@ class ProcessMagics(Magics):
     def __init__(self, shell: Any, registry: Registry) -> None:
         super().__init__(shell)
         self.registry = registry
-        self._widget_parts: tuple[Any, Any] | None = None
+        # One output thread and one ticker for all the session's status rows (started on first use).
+        self._throttle = Throttle()
+        self._ticker = Ticker()
 
     @magic_arguments("%process")  # IPython adds one "%": the usage line reads %%process
     @argument("--name", help="Name of the process (default: the core's Process-N).")
     @argument("--daemon", action="store_true", default=None,
-              help="Make it a daemon process: terminated, not waited for, when the kernel exits.")
+              help="Set the process's daemon flag, as processing.Process(daemon=True) does.")
     @argument("--method", choices=("fork", "spawn", "forkserver"),
               help="Start method (default: processing.getStartMethod(), normally forkserver).")
     @argument("--wait", action="store_true",
@@ -166,15 +170,11 @@ class ProcessMagics(Magics):
 
             return TextView(process)
         from .iopub import CellChannel
-        from .throttle import Throttle
-        from .ticker import Ticker
         from .widgets import WidgetView
 
-        if self._widget_parts is None:
-            self._widget_parts = (Throttle(), Ticker())
-        throttle, ticker = self._widget_parts
         where = f"{proc}.output" if proc else "the process's .output (--proc VAR binds it to VAR)"
-        return WidgetView(process, CellChannel(kernel), throttle, ticker, hint=f"; all output is in {where}")
+        return WidgetView(process, CellChannel(kernel), self._throttle, self._ticker,
+                          hint=f"; all output is in {where}")
 
 
 def _names(values: list[str], option: str) -> tuple[str, ...]:

@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import psutil
 from jupyter_client import KernelManager
+from support import os_children
 
 Message = dict[str, Any]
 
@@ -196,7 +196,7 @@ def children_left(kernel: Kernel) -> list[str]:
     """What a test left behind: ``%%process`` children still running or unreaped in the kernel
     (they are then terminated), children of the test process other than the kernel."""
     if kernel.closed:
-        return [f"child pid {child.pid} of the test process left" for child in psutil.Process().children()]
+        return [f"child pid {child.pid} of the test process left" for child in os_children()]
     problems = []
     running = kernel.eval("[p.name for p in __import__('ipyprocessing').processes() if p.is_alive()]")
     if running:
@@ -208,7 +208,7 @@ def children_left(kernel: Kernel) -> list[str]:
     if strays:
         problems.append(f"children of the kernel left: {strays}")
     kernel_pid = kernel.manager.provisioner.pid
-    others = [child.pid for child in psutil.Process().children() if child.pid != kernel_pid]
+    others = [child.pid for child in os_children() if child.pid != kernel_pid]
     if others:
         problems.append(f"children of the test process left: {others}")
     return problems

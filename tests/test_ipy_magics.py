@@ -104,8 +104,8 @@ def test_functions_data_and_modules_from_earlier_cells_travel(shell: Interactive
                    "def measure(x):\n    return Box(m.sqrt(x) * scale)\n")
     for method in ("spawn", "forkserver"):
         run(shell, f"--wait --method {method} --pull box", "box = measure(16)")
-        assert shell.user_ns["box"].v == 12.0
-        del shell.user_ns["box"]
+        box = shell.user_ns.pop("box")
+        assert box.v == 12.0 and isinstance(box, shell.user_ns["Box"])  # the notebook's class, not a copy
 
 
 def test_push_sends_names_the_code_does_not_show(shell: InteractiveShell) -> None:
