@@ -10,6 +10,7 @@ out of the pickle.
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 
@@ -134,8 +135,9 @@ class CellProcess(processing.Process):
         self.ended_at = time.monotonic()
         if self._timer is not None:
             self._timer.cancel()
+        stopped_by_us = self.stop_reason is not None and exitcode in (-signal.SIGTERM, -signal.SIGKILL)
         notes = [self.stop_reason] if self.stop_reason and exitcode != 0 else []
-        if exitcode != 0:
+        if exitcode != 0 and not stopped_by_us:  # our own reason already says what the signal was
             notes.append(describe_exit(exitcode))
         if self.pull_names:
             notes.append(self._pull(exitcode))

@@ -55,7 +55,7 @@ def test_terminate_button_stops_the_child_and_the_row_says_so() -> None:
     process.join()
     assert view.state.value == "stopped[SIGTERM]" and ">exit code -15<" in view.figures.value
     assert view.button.disabled
-    note = "terminated from the Terminate button; terminated by SIGTERM"
+    note = "terminated from the Terminate button"
     assert view.note.value == note
     assert view.text() == f"busy (pid {process.pid}): stopped[SIGTERM]; {note}"
 
