@@ -12,6 +12,7 @@ import itertools
 import os
 import signal
 import threading
+import time
 
 from . import authkey as _authkey
 from . import monitor, startmethods
@@ -94,6 +95,7 @@ class Process:
         self._new_process_group = bool(new_process_group)
         self._detached = bool(detached)
         self._popen: Any = None
+        self._start_time: float | None = None
         self._closed = False
         self._counter = itertools.count(1)
         self._finished: threading.Event | None = None
@@ -131,6 +133,7 @@ class Process:
         _reap_finished_children()
         method = self._method or startmethods.getStartMethod()
         self._popen = startmethods.popen_class(method)(self)
+        self._start_time = time.monotonic()
         self._finished = threading.Event()
         _children.add(self)
         monitor.watch(self)
@@ -305,6 +308,11 @@ class Process:
         return _authkey.fingerprint(self._authkey)
 
     @property
+    def start_time(self) -> float | None:
+        """``time.monotonic()`` when ``start()`` returned; None before. For elapsed times."""
+        return self._start_time
+
+    @property
     def method(self) -> str | None:
         """The start method used (or to be used, if set at construction)."""
         return self._popen.method if self._popen is not None else self._method
@@ -403,6 +411,7 @@ class _MainProcess(Process):
         self._new_process_group = False
         self._detached = False
         self._popen = None
+        self._start_time = None
         self._closed = False
         self._counter = itertools.count(1)
         self._finished = None
