@@ -29,34 +29,36 @@ class TextView:
         self._streams = {"stdout": stdout or sys.stdout, "stderr": stderr or sys.stderr}
         self._decoders = {name: codecs.getincrementaldecoder("utf-8")("replace") for name in self._streams}
         self._lock = threading.Lock()
-        self._pending: list[tuple[str, bytes]] | None = []
+        # What the child wrote (or its exit) before the start line was printed, kept to print after it.
+        self._pending: list[tuple[str, str]] | None = []
 
     def show(self) -> None:
-        """Print the start line, then what the child wrote before it; call after ``start()``."""
+        """Print the start line, then what happened before it; call after ``start()``."""
         process = self.process
         with self._lock:
-            self._line(f"started, pid {process.pid} ({process.method})")
+            self._emit("stdout", self._line(f"started, pid {process.pid} ({process.method})"))
             pending, self._pending = self._pending or [], None
-            for stream, data in pending:
-                self._write(stream, data)
+            for stream, text in pending:
+                self._emit(stream, text)
 
     def output(self, stream: str, data: bytes) -> None:
         with self._lock:
-            if self._pending is not None:
-                self._pending.append((stream, data))
-            else:
-                self._write(stream, data)
+            self._print(stream, self._decoders[stream].decode(data))
 
     def exited(self, exitcode: int, note: str) -> None:
+        line = self._line(f"exited with code {exitcode} ({processing.status_word(exitcode)})"
+                          + (f": {note}" if note else ""))
         with self._lock:
-            word = processing.status_word(exitcode)
-            self._line(f"exited with code {exitcode} ({word})" + (f": {note}" if note else ""))
+            self._print("stdout", line)
 
-    def _write(self, stream: str, data: bytes) -> None:
-        self._emit(stream, self._decoders[stream].decode(data))
+    def _line(self, text: str) -> str:
+        return f"[{self.process.name}] {text}\n"
 
-    def _line(self, text: str) -> None:
-        self._emit("stdout", f"[{self.process.name}] {text}\n")
+    def _print(self, stream: str, text: str) -> None:
+        if self._pending is not None:
+            self._pending.append((stream, text))
+        else:
+            self._emit(stream, text)
 
     def _emit(self, stream: str, text: str) -> None:
         target = self._streams[stream]
