@@ -25,13 +25,10 @@ if TYPE_CHECKING:
     from typing import Any, Protocol
 
     class View(Protocol):
-        """How a process is shown: a widget in a kernel, text lines in a terminal."""
+        """What a process tells the display showing it (a widget in a kernel, text in a terminal)."""
 
         def output(self, stream: str, data: bytes) -> None:
             """A chunk the child wrote; called on the monitor thread."""
-
-        def show(self) -> None:
-            """Display the view in the cell; called in the cell, right after ``start()``."""
 
         def exited(self, exitcode: int, note: str) -> None:
             """The child has exited and all its output was delivered; called on the monitor thread."""

@@ -31,7 +31,8 @@ from .ticker import Ticker
 from .waiting import wait_for
 
 if TYPE_CHECKING:
-    from .handle import View
+    from .textview import TextView
+    from .widgets import WidgetView
 
 __all__ = ["ProcessMagics"]
 
@@ -162,7 +163,7 @@ class ProcessMagics(Magics):
             raise UsageError(str(error)) from None
         return CellTarget(compiled, cell, filename, pull, shipment=shipment)
 
-    def _view(self, process: CellProcess, proc: str | None) -> View:
+    def _view(self, process: CellProcess, proc: str | None) -> TextView | WidgetView:
         """A widget view in a kernel, text lines elsewhere (widgets are imported only when needed)."""
         kernel = getattr(self.shell, "kernel", None)
         if kernel is None:
