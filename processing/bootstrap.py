@@ -90,15 +90,28 @@ def _run(
 ) -> int:
     _process.become_current(process)
     parent.channel = ChildChannel(sock, process._authkey, options["challenge"])
-    if options["detached"]:
-        os.setsid()
-    elif options["new_process_group"]:
-        os.setpgid(0, 0)
     _guard_parent(options, sock)
     if out_fd is not None:
         _redirect_output(out_fd, err_fd, rebuild=options["capture"])
     _close_stdin()
     return _run_process(process)
+
+
+def enter_group(*, detached: bool, new_group: bool, pgid: int | None = None) -> None:
+    """In a new child, first thing: a session of its own (detached), a group of its own, or ``pgid``'s.
+
+    Done before any other code runs, so that a signal to the creator's group
+    (a kernel interrupt) cannot catch a child that asked to be out of it.
+    """
+    try:
+        if detached:
+            os.setsid()
+        elif new_group:
+            os.setpgid(0, 0)
+        elif pgid is not None:
+            os.setpgid(0, pgid)
+    except OSError:
+        pass  # already done by the parent (its setpgid may win the race), or the group is gone
 
 
 def _guard_parent(options: dict[str, Any], sock: socket.socket) -> None:

@@ -31,7 +31,7 @@ import time
 
 __all__ = ["EXIT", "PID", "REQUEST", "main"]
 
-REQUEST = struct.Struct("<??")  # capture, detached
+REQUEST = struct.Struct("<??q")  # detached, new process group, the client's process group
 PID = struct.Struct("<q")
 EXIT = struct.Struct("<i")
 _FDS_PER_REQUEST = 4
@@ -90,16 +90,26 @@ def _start_child(
     own_fds: tuple[int, ...],
 ) -> None:
     """Serve a request with an idle child (or a fresh fork), tell the client its pid, keep its status pipe."""
-    if idle:
+    detached, new_group, client_group = REQUEST.unpack(message)
+    while idle:
         pid, sock = idle.popleft()
         try:
+            # Place it now, as the child itself does first thing: whoever is first wins.
+            if not detached:
+                os.setpgid(pid, pid if new_group else client_group)
             socket.send_fds(sock, [message], fds)
+            break
         except OSError:
-            pass  # the idle child died; its exit status will say so
-        sock.close()
+            pass  # that idle child died: try the next, or fork a new one
+        finally:
+            sock.close()
     else:
-        pid = _fork_child(children, own_fds, fds)[0]
-    _capture, detached = REQUEST.unpack(message)
+        pid = _fork_child(children, own_fds, fds, message)[0]
+        if not detached:
+            try:
+                os.setpgid(pid, pid if new_group else client_group)
+            except OSError:
+                pass  # the child did it first
     status_w = fds[0]
     try:
         os.write(status_w, PID.pack(pid))
@@ -112,13 +122,16 @@ def _start_child(
 
 def _fork_idle(children: dict[int, tuple[int, bool]], own_fds: tuple[int, ...]) -> tuple[int, socket.socket]:
     """Fork a child ahead of time: it warms up, then waits for a request."""
-    pid, sock = _fork_child(children, own_fds, None)
+    pid, sock = _fork_child(children, own_fds, None, None)
     assert sock is not None
     return pid, sock
 
 
 def _fork_child(
-    children: dict[int, tuple[int, bool]], own_fds: tuple[int, ...], request_fds: list[int] | None
+    children: dict[int, tuple[int, bool]],
+    own_fds: tuple[int, ...],
+    request_fds: list[int] | None,
+    message: bytes | None,
 ) -> tuple[int, socket.socket | None]:
     """Fork a child that serves ``request_fds`` at once or, given None, waits for a request on a socket."""
     ours, theirs = socket.socketpair() if request_fds is None else (None, None)
@@ -131,7 +144,7 @@ def _fork_child(
             signal.signal(signal.SIGINT, signal.default_int_handler)
             for fd in (*own_fds, *(w for w, _ in children.values())):
                 os.close(fd)
-            from .bootstrap import rehearse, spawn_main
+            from .bootstrap import enter_group, rehearse, spawn_main
 
             if theirs is not None:
                 ours.close()
@@ -140,6 +153,8 @@ def _fork_child(
                 theirs.close()
                 if not message:
                     os._exit(0)  # the server is shutting down
+            detached, new_group, client_group = REQUEST.unpack(message)
+            enter_group(detached=detached, new_group=new_group, pgid=client_group)
             status_w, channel_fd, out_fd, err_fd = request_fds
             os.close(status_w)
             spawn_main(channel_fd, out_fd, err_fd)

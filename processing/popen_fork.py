@@ -28,6 +28,7 @@ class ForkPopen(Popen):
         if pid == 0:
             exitcode = 1
             try:
+                bootstrap.enter_group(detached=process._detached, new_group=process._new_process_group)
                 self.release_in_child()
                 if pipe_sentinel is not None:
                     os.close(pipe_sentinel[0])
@@ -35,6 +36,11 @@ class ForkPopen(Popen):
             finally:
                 os._exit(exitcode)
         self._pid = pid
+        if process._new_process_group and not process._detached:
+            try:
+                os.setpgid(pid, pid)
+            except OSError:
+                pass  # the child did it first
         self._child_sock.close()
         _fd.close_all(out_w, err_w)
         if pipe_sentinel is not None:

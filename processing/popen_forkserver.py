@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 import threading
 
 from . import _fd
 from .channel import send_payload
 from .forkserver import EXIT, PID, REQUEST
 from .popen import Popen, child_options
-from .popen_spawn import interpreter_command, start_payload
+from .popen_spawn import spawn_interpreter, start_payload
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -44,12 +43,10 @@ class _Server:
     def __init__(self) -> None:
         ours, theirs = socket.socketpair()
         call = f"from processing.forkserver import main; main({theirs.fileno()}, {_preload!r})"
-        from multiprocessing import util
-
         try:
-            self.pid = util.spawnv_passfds(
-                os.fsencode(sys.executable), interpreter_command(call), [theirs.fileno()]
-            )
+            # A group of its own: a signal to the client's group (a kernel
+            # interrupt, a shutdown) must not kill the server or its idle children.
+            self.pid = spawn_interpreter(call, [theirs.fileno()], new_group=True)
         finally:
             theirs.close()
         self.sock = ours
@@ -105,13 +102,15 @@ class ForkserverPopen(Popen):
             1 if out_w is None else out_w,
             2 if err_w is None else err_w,
         ]
+        # Children join the client's group (as forked ones would) unless asked otherwise.
+        header = REQUEST.pack(options["detached"], options["new_process_group"], os.getpgrp())
         server = _get_server()
         try:
             try:
-                server.request(REQUEST.pack(options["capture"], options["detached"]), child_fds)
+                server.request(header, child_fds)
             except OSError:
                 server = self._restart(server)
-                server.request(REQUEST.pack(options["capture"], options["detached"]), child_fds)
+                server.request(header, child_fds)
         finally:
             self._child_sock.close()
             _fd.close_all(status_w, out_w, err_w)

@@ -17,7 +17,30 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["SpawnPopen", "interpreter_command", "start_payload"]
+__all__ = ["SpawnPopen", "interpreter_command", "spawn_interpreter", "start_payload"]
+
+
+def spawn_interpreter(
+    call: str, keep_fds: list[int], *, new_group: bool = False, detached: bool = False
+) -> int:
+    """Start a fresh interpreter running ``call``, with ``keep_fds`` open in it; return its pid.
+
+    ``posix_spawn`` (vfork-fast, whatever the caller's heap) puts it in its own
+    group or session before it runs a single instruction. A ``dup2`` of a
+    descriptor onto itself clears its close-on-exec flag in the child only.
+    """
+    placement: dict[str, Any] = {}
+    if detached:
+        placement["setsid"] = True
+    elif new_group:
+        placement["setpgroup"] = 0
+    return os.posix_spawn(
+        sys.executable,
+        interpreter_command(call),
+        os.environ,
+        file_actions=[(os.POSIX_SPAWN_DUP2, fd, fd) for fd in keep_fds],
+        **placement,
+    )
 
 
 def interpreter_command(call: str) -> list[str]:
@@ -49,8 +72,6 @@ class SpawnPopen(Popen):
     method = "spawn"
 
     def _launch(self, process: Any) -> None:
-        from multiprocessing import util
-
         options = child_options(process, self.channel, guard_parent=True)
         payload = start_payload(process, self.method, options)
         out_w, err_w = self._output_pipes(process)
@@ -63,7 +84,9 @@ class SpawnPopen(Popen):
             f"spawn_main({self._child_sock.fileno()}, {out_w}, {err_w})"
         )
         try:
-            self._pid = util.spawnv_passfds(os.fsencode(sys.executable), interpreter_command(call), keep)
+            self._pid = spawn_interpreter(
+                call, keep, new_group=process._new_process_group, detached=process._detached
+            )
         finally:
             self._child_sock.close()
             _fd.close_all(out_w, err_w, pipe_sentinel and pipe_sentinel[1])

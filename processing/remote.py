@@ -150,7 +150,11 @@ class RemoteProcess:
         self.listen_address = listener.address
         try:
             future = client.submit(
-                serve, listener.address, key, key=f"processing-remote-{uuid.uuid4().hex}", pure=False,
+                serve,
+                listener.address,
+                key,
+                key=f"processing-remote-{uuid.uuid4().hex}",
+                pure=False,
                 workers=self._workers,
             )
         except BaseException:
