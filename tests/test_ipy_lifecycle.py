@@ -57,15 +57,7 @@ def test_interrupting_another_cell_spares_background_children(kernel: Kernel) ->
     assert "stopped[SIGTERM]" in kernel.stdout_of("%process_terminate survivor")
 
 
-# The core's fork server runs in the kernel's process group. ipykernel's shutdown signals that group,
-# the server dies unreaped, ipykernel waits for its zombie until the client kills the kernel, so no
-# exit handler runs and the server's children are orphaned. Starting the server in a process group
-# of its own (processing/popen_forkserver.py) fixes it; then the forkserver case passes.
-_FORKSERVER_IN_KERNEL_GROUP = pytest.mark.xfail(
-    strict=True, reason="core: the fork server is in the kernel's process group (see the comment above)")
-
-
-@pytest.mark.parametrize("method", ["spawn", pytest.param("forkserver", marks=_FORKSERVER_IN_KERNEL_GROUP)])
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
 def test_shutting_the_kernel_down_terminates_its_children(kernel: Kernel, tmp_path, method: str) -> None:
     said_goodbye = tmp_path / "said-goodbye"
     cell = kernel.run(
@@ -85,7 +77,6 @@ def test_shutting_the_kernel_down_terminates_its_children(kernel: Kernel, tmp_pa
             psutil.Process(pid).kill()  # the orphan of a failed run must not outlive the test
 
 
-@_FORKSERVER_IN_KERNEL_GROUP
 def test_a_forkserver_process_starts_after_an_interrupt(kernel: Kernel) -> None:
     # The interrupt's SIGINT also reaches the fork server's pre-forked idle children; the next
     # start is handed a dead one, and its exit is never reported.
