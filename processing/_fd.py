@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import select
 
-__all__ = ["close_all", "process_sentinel", "wait_readable"]
+__all__ = ["close_all", "enlarge_pipe", "process_sentinel", "wait_readable"]
 
 
 def wait_readable(fd: int, timeout: float | None) -> bool:
@@ -36,6 +36,17 @@ def process_sentinel(pid: int) -> int | None:
         return os.pidfd_open(pid)
     except OSError:
         return None
+
+
+def enlarge_pipe(fd: int, size: int = 1 << 18) -> None:
+    """Give a capture pipe room (Linux), so a flooding child blocks less while reads are batched."""
+    import fcntl
+
+    if hasattr(fcntl, "F_SETPIPE_SZ"):
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, size)
+        except OSError:
+            pass  # over the user's pipe budget: the default size still works
 
 
 def close_all(*fds: int | None) -> None:

@@ -83,6 +83,8 @@ class ParentChannel:
         self._lock = threading.Lock()
         self.closed = False
         self.eof = False
+        self._forgery: AuthenticationError | None = None
+        self._problems: list[Exception] = []
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -90,18 +92,36 @@ class ParentChannel:
     def pump(self) -> list[object]:
         """Read what has arrived and return the complete, verified messages.
 
-        After the child's end is closed, ``eof`` is True; the caller then closes
-        this end (a selector must forget a descriptor before it is closed).
+        A problem never costs the good messages read with it. A message that
+        cannot be unpickled here is skipped; its error waits in
+        :meth:`take_problems`. A forged message ends the reading (nothing after
+        it can be trusted): the good messages before it are returned first, and
+        the next call raises. After the child's end is closed (or a forgery),
+        ``eof`` is True; the caller then closes this end (a selector must forget
+        a descriptor before it is closed).
 
         Raises:
             AuthenticationError: a message was not signed with this process's key.
         """
         with self._lock:
+            if self._forgery is not None:
+                forgery, self._forgery = self._forgery, None
+                raise forgery
             if self.closed:
                 return []
             if self._read_available():
                 self.eof = True
-            return self._parse()
+            messages = self._parse()
+            if self._forgery is not None and not messages:
+                forgery, self._forgery = self._forgery, None
+                raise forgery
+            return messages
+
+    def take_problems(self) -> list[Exception]:
+        """The errors of messages that could not be unpickled since the last call."""
+        with self._lock:
+            problems, self._problems = self._problems, []
+            return problems
 
     def _read_available(self) -> bool:
         while True:
@@ -116,7 +136,7 @@ class ParentChannel:
             self._buffer += chunk
 
     def _parse(self) -> list[object]:
-        messages = []
+        messages: list[object] = []
         head = _LENGTH.size + _MAC_SIZE
         while len(self._buffer) >= head:
             (size,) = _LENGTH.unpack_from(self._buffer)
@@ -128,12 +148,16 @@ class ParentChannel:
             if not hmac.compare_digest(mac, _mac(self._key, self.challenge, self._seq, body)):
                 self.eof = True
                 self._buffer.clear()
-                raise AuthenticationError(
+                self._forgery = AuthenticationError(
                     "a message from the child was not signed with this process's auth key; "
                     "nothing more is read from its control channel"
                 )
+                break
             self._seq += 1
-            messages.append(serialization.loads(body))
+            try:
+                messages.append(serialization.loads(body))
+            except Exception as error:  # any unpickling failure: report it, keep the rest
+                self._problems.append(error)
         return messages
 
     def close(self) -> None:

@@ -100,4 +100,5 @@ def Client(address: Any, family: str | None = None, authkey: str | bytes | None 
     Raises:
         AuthenticationError: the listener does not hold the key (the connection is closed).
     """
-    return _handshake(_stdlib.Client(address, family), _key(authkey), server=False)
+    key = _key(authkey)  # a bad key is reported before anything connects
+    return _handshake(_stdlib.Client(address, family), key, server=False)

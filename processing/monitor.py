@@ -17,6 +17,7 @@ import os
 import selectors
 import sys
 import threading
+import time
 
 from .errors import AuthenticationError
 
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
 __all__ = ["Subscription", "guarded", "notify", "subscribe", "wait_delivered", "watch"]
 
 _READ_SIZE = 1 << 16
+#: A stream read again within this many seconds is parked for as long: under a
+#: flood of short lines, one wake-up then carries many lines instead of one.
+_COALESCE = 0.002
 _DRAIN_LIMIT = 256
 
 
@@ -114,6 +118,8 @@ class _State:
         self.thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._selector: selectors.BaseSelector | None = None
+        self._parked: dict[int, tuple[float, Any]] = {}
+        self._last_read: dict[int, float] = {}
 
     def add(self, process: Any) -> None:
         # Registering straight from the starting thread is safe: epoll and
@@ -130,11 +136,16 @@ class _State:
         assert self._selector is not None
         registered = self._selector.get_map()
         while True:
-            for key, _ in self._selector.select():
+            timeout = None
+            if self._parked:
+                timeout = max(0.0, min(due for due, _ in self._parked.values()) - time.monotonic())
+            for key, _ in self._selector.select(timeout):
                 # An earlier handler in this batch may have closed this descriptor
                 # (and the number may even be in use again): act only on live keys.
                 if registered.get(key.fd) is key:
                     guarded(key.data, key.fd)
+            if self._parked:
+                self._unpark_due()
 
     def _register(self, process: Any) -> None:
         popen = process._popen
@@ -163,20 +174,43 @@ class _State:
             return False
         if process._output is not None:
             guarded(process._output, stream, data)
+        now = time.monotonic()
+        selector = self._selector
+        if now - self._last_read.get(fd, 0.0) < _COALESCE and fd in selector.get_map():
+            key = selector.get_key(fd)
+            selector.unregister(fd)
+            self._parked[fd] = (now + _COALESCE, key.data)
+        self._last_read[fd] = now
         return True
+
+    def _unpark_due(self) -> None:
+        now = time.monotonic()
+        for fd, (due, data) in list(self._parked.items()):
+            if due <= now:
+                del self._parked[fd]
+                self._selector.register(fd, selectors.EVENT_READ, data)
 
     def _on_channel(self, process: Any) -> None:
         channel = process._popen.channel
         if channel is None or channel.closed:
             return
-        try:
-            messages = channel.pump()
-        except AuthenticationError as error:
-            print(f"processing: {process._name}: {error}", file=sys.stderr)
-            messages = []
-        for obj in messages:
-            process.messages.append(obj)
-            notify("message", process, obj)
+        while True:
+            try:
+                messages = channel.pump()
+            except AuthenticationError as error:
+                print(f"processing: {process._name}: {error}", file=sys.stderr)
+                break
+            for problem in channel.take_problems():
+                print(
+                    f"processing: {process._name}: a message could not be loaded: "
+                    f"{type(problem).__name__}: {problem}",
+                    file=sys.stderr,
+                )
+            for obj in messages:
+                process.messages.append(obj)
+                notify("message", process, obj)
+            if not messages:
+                break
         if channel.eof:
             self._forget(channel.fileno())
             channel.close()
@@ -199,6 +233,8 @@ class _State:
 
     def _forget(self, fd: int) -> None:
         assert self._selector is not None
+        self._parked.pop(fd, None)
+        self._last_read.pop(fd, None)
         try:
             self._selector.unregister(fd)
         except (KeyError, ValueError):

@@ -84,6 +84,8 @@ class Popen:
             return None, None
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
+        for fd in (out_w, err_w):
+            _fd.enlarge_pipe(fd)
         self._output_fds = {out_r: "stdout", err_r: "stderr"}
         return out_w, err_w
 
