@@ -43,6 +43,9 @@ def run_forked(
     process: Any, sock: socket.socket, out_fd: int | None, err_fd: int | None, options: dict[str, Any]
 ) -> int:
     """Entry point of a forked child; returns its exit code."""
+    from .serialization import share_main_classes
+
+    share_main_classes()
     return _run(process, sock, out_fd, err_fd, options)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import sys
 import types
 
 from .errors import TargetPicklingError
@@ -24,11 +25,30 @@ __all__ = ["dumps", "loads", "describe_unpicklable"]
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 
+#: In a forked child: the ids of the classes its parent's ``__main__`` held at
+#: fork time. The parent finds those by name, so they travel by reference, and
+#: an object sent back is an instance of the parent's own class, not of a copy.
+shared_main_classes: frozenset[int] = frozenset()
+
+
+def share_main_classes() -> None:
+    """In a forked child: note the classes of ``__main__`` that the parent has too."""
+    global shared_main_classes
+    main = sys.modules.get("__main__")
+    shared_main_classes = frozenset(
+        id(value)
+        for value in vars(main).values()
+        if isinstance(value, type) and value.__module__ == "__main__"
+    )
+
+
 class _NeedsValue(Exception):
     """Raised inside the fast pickler when an object must be sent by value."""
 
 
 def _by_reference_is_unsafe(obj: object) -> bool:
+    if id(obj) in shared_main_classes:
+        return False
     module = getattr(obj, "__module__", None)
     qualname = getattr(obj, "__qualname__", "")
     return module in ("__main__", "__mp_main__", None) or "<" in qualname
@@ -51,9 +71,24 @@ def dumps(obj: object) -> bytes:
         _FastPickler(buffer, PROTOCOL).dump(obj)
         return buffer.getvalue()
     except (_NeedsValue, pickle.PicklingError, AttributeError, TypeError):
-        import cloudpickle
+        return _dumps_by_value(obj)
 
+
+def _dumps_by_value(obj: object) -> bytes:
+    import cloudpickle
+
+    if not shared_main_classes:
         return cloudpickle.dumps(obj, protocol=PROTOCOL)
+
+    class SharingPickler(cloudpickle.Pickler):
+        def reducer_override(self, obj: Any) -> Any:
+            if isinstance(obj, type) and id(obj) in shared_main_classes:
+                return NotImplemented  # by reference: the parent has this very class
+            return super().reducer_override(obj)
+
+    buffer = io.BytesIO()
+    SharingPickler(buffer, protocol=PROTOCOL).dump(obj)
+    return buffer.getvalue()
 
 
 loads = pickle.loads
