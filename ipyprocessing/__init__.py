@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from .registry import Registry
 
-__all__ = ["CellProcess", "load_ipython_extension", "processes"]
+__all__ = ["CellProcess", "ProcessPanel", "load_ipython_extension", "processes"]
 
 _registry: Registry | None = None
 
@@ -44,3 +44,12 @@ def load_ipython_extension(ipython: Any) -> None:
 def processes() -> list[CellProcess]:
     """The processes this session started with ``%%process``, oldest first."""
     return [] if _registry is None else _registry.all()
+
+
+def __getattr__(name: str) -> Any:
+    """``ProcessPanel`` is imported on first use: it needs ipywidgets, which children must not pay for."""
+    if name == "ProcessPanel":
+        from .panel import ProcessPanel
+
+        return ProcessPanel
+    raise AttributeError(f"module 'ipyprocessing' has no attribute {name!r}")
