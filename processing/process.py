@@ -16,6 +16,7 @@ import time
 
 from . import authkey as _authkey
 from . import monitor, startmethods
+from .aliases import Pep8Aliases
 from .errors import ProcessError, ProcessStateError
 
 TYPE_CHECKING = False
@@ -40,7 +41,7 @@ SIGNAL_WAIT = 2.0
 _PARENT_ONLY = ("_popen", "_output", "_counter", "_finished", "messages")
 
 
-class Process:
+class Process(Pep8Aliases):
     """Activity run in a separate process (``threading.Thread``'s methods, plus pid, exit code, key).
 
     Keyword-only extensions beyond the seed:
@@ -266,16 +267,6 @@ class Process:
         _children.discard(self)
         self._closed = True
 
-    is_alive = isAlive
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @name.setter
-    def name(self, name: str) -> None:
-        self.setName(name)
-
     @property
     def daemon(self) -> bool:
         return self._daemonic
@@ -283,29 +274,6 @@ class Process:
     @daemon.setter
     def daemon(self, daemonic: bool) -> None:
         self.setDaemon(daemonic)
-
-    @property
-    def pid(self) -> int | None:
-        return self.getPid()
-
-    ident = pid
-
-    @property
-    def exitcode(self) -> int | None:
-        return self.getExitCode()
-
-    @property
-    def authkey(self) -> bytes:
-        return self._authkey
-
-    @authkey.setter
-    def authkey(self, authkey: str | bytes) -> None:
-        self.setAuthKey(authkey)
-
-    @property
-    def authkey_fingerprint(self) -> str:
-        """First 8 hex digits of the key's SHA-256: shows which processes share a key."""
-        return _authkey.fingerprint(self._authkey)
 
     @property
     def start_time(self) -> float | None:

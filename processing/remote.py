@@ -36,6 +36,7 @@ import threading
 import uuid
 
 from . import serialization, startmethods
+from .aliases import Pep8Aliases
 from .authkey import as_key, key_text
 from .connection import Listener
 from .errors import AuthenticationError, ProcessStateError, TargetPicklingError
@@ -59,7 +60,7 @@ NETWORK_SLACK = 3.0
 _counter = itertools.count(1)
 
 
-class RemoteProcess:
+class RemoteProcess(Pep8Aliases):
     """A child process that runs ``target(*args, **kwargs)`` on a Dask worker's machine.
 
     - ``cluster``: a scheduler address (``'tcp://10.0.0.5:8786'``), a
@@ -243,34 +244,6 @@ class RemoteProcess:
             ValueError: empty.
         """
         self._authkey = as_key(authkey)
-
-    is_alive = isAlive
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @name.setter
-    def name(self, name: str) -> None:
-        self.setName(name)
-
-    @property
-    def pid(self) -> int | None:
-        return self._pid
-
-    ident = pid
-
-    @property
-    def exitcode(self) -> int | None:
-        return self._exitcode
-
-    @property
-    def authkey(self) -> bytes:
-        return self._authkey
-
-    @authkey.setter
-    def authkey(self, authkey: str | bytes) -> None:
-        self.setAuthKey(authkey)
 
     @property
     def host(self) -> str | None:
