@@ -1,0 +1,121 @@
+"""Fault injection at kernel level (issue 5): no ``%%process`` child outlives its kernel.
+
+A real kernel driven through jupyter_client (tests/ipy_kernel.py) starts
+``%%process`` children under every start method, then dies by SIGKILL (as the
+out-of-memory killer or a crash kills it) or is restarted by the client. Its
+children must be gone within a few seconds, except one started explicitly
+with ``detached=True``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+
+import psutil
+import pytest
+from ipy_kernel import Kernel
+from support import pid_gone, wait_until
+
+pytestmark = pytest.mark.timeout(180)
+
+METHODS = ("fork", "spawn", "forkserver")
+GONE_WITHIN = 15  # a generous liveness bound, not a measurement
+
+
+@pytest.fixture
+def kernel(tmp_path) -> Iterator[Kernel]:
+    started = Kernel(str(tmp_path))
+    yield started
+    started.close()
+
+
+def _start_children(kernel: Kernel, tmp_path) -> dict[str, int]:
+    """One sleeping ``%%process`` child per start method; their pids, read from files they write."""
+    files = {}
+    for method in METHODS:
+        path = str(tmp_path / f"pid-{method}")
+        files[method] = path
+        kernel.run(
+            f"%%process --method {method} --name sleeper-{method}\n"
+            "import os, time\n"
+            f"with open({path + '.tmp'!r}, 'w') as f:\n"
+            "    f.write(str(os.getpid()))\n"
+            f"os.replace({path + '.tmp'!r}, {path!r})\n"
+            "time.sleep(1000)\n"
+        )
+    pids = {}
+    for method, path in files.items():
+        assert wait_until(lambda path=path: os.path.exists(path), 60), f"the {method} child did not start"
+        with open(path) as f:
+            pids[method] = int(f.read())
+    for method, pid in pids.items():
+        assert not pid_gone(pid), f"the {method} child {pid} is not running"
+    return pids
+
+
+def _descendants(pid: int) -> list[int]:
+    return [child.pid for child in psutil.Process(pid).children(recursive=True)]
+
+
+def _still_running(pids: list[int]) -> list[int]:
+    return [pid for pid in pids if not pid_gone(pid)]
+
+
+def _kill_all(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def test_children_die_with_a_kernel_killed_by_sigkill_but_a_detached_one_survives(
+        kernel: Kernel, tmp_path) -> None:
+    children = _start_children(kernel, tmp_path)
+    detached = kernel.eval(
+        "(lambda p: (p.start(), p.pid)[1])(__import__('processing').Process("
+        "target=__import__('time').sleep, args=(1000,), detached=True))")
+    kernel_pid = kernel.manager.provisioner.pid
+    everything = _descendants(kernel_pid)  # the %%process children, the kernel's fork server ...
+    assert set(children.values()) <= set(everything)
+    assert detached in everything
+    others = [pid for pid in everything if pid != detached]
+    try:
+        os.kill(kernel_pid, signal.SIGKILL)
+        assert wait_until(lambda: not _still_running(others), GONE_WITHIN, 0.05), (
+            f"children of the killed kernel still running: {_still_running(others)} "
+            f"(the %%process children by method: {children})")
+        assert not pid_gone(detached), "the detached child died with its kernel"
+    finally:
+        _kill_all(everything)
+    assert wait_until(lambda: pid_gone(detached), 10)
+
+
+def test_a_kernel_restart_from_the_client_leaves_no_children(kernel: Kernel, tmp_path) -> None:
+    children = _start_children(kernel, tmp_path)
+    old_kernel = kernel.manager.provisioner.pid
+    everything = _descendants(old_kernel)
+    assert set(children.values()) <= set(everything)
+    try:
+        kernel.manager.restart_kernel(now=True)
+        assert kernel.manager.provisioner.pid != old_kernel
+        assert wait_until(lambda: not _still_running(everything), GONE_WITHIN, 0.05), (
+            f"children of the restarted kernel still running: {_still_running(everything)} "
+            f"(the %%process children by method: {children})")
+    finally:
+        _kill_all(everything)
+
+
+def test_the_children_are_outside_the_kernels_process_group(kernel: Kernel, tmp_path) -> None:
+    """So a kernel interrupt (SIGINT to its group) does not hit them: the watchdog, not the group,
+    must end them when the kernel dies (the test above)."""
+    children = _start_children(kernel, tmp_path)
+    kernel_group = os.getpgid(kernel.manager.provisioner.pid)
+    try:
+        for method, pid in children.items():
+            assert os.getpgid(pid) != kernel_group, f"the {method} child is in the kernel's process group"
+    finally:
+        kernel.run("%process_terminate --all")
+    assert wait_until(lambda: not _still_running(list(children.values())), GONE_WITHIN, 0.05)
