@@ -19,7 +19,16 @@ import time
 import fault_targets
 import psutil
 import pytest
-from support import Output, fork_server_pid, is_zombie, open_fds, os_children, pid_gone, wait_until
+from support import (
+    Output,
+    fork_server_pid,
+    is_zombie,
+    open_fds,
+    os_children,
+    pid_gone,
+    run_python,
+    wait_until,
+)
 
 import processing
 
@@ -286,12 +295,27 @@ def test_why_a_child_died_before_its_control_channel_is_in_its_captured_stderr(
 SECRET = "f" * 8 + "-fault-suite-secret-" + "0123456789abcdef"
 
 
-def test_main_key_has_32_bytes_of_entropy_from_secrets(monkeypatch) -> None:
-    from processing import authkey as authkey_module
-
-    assert re.fullmatch(r"[0-9a-f]{64}", processing.currentProcess().getAuthKey())
-    with open(authkey_module.__file__) as f:
-        assert "secrets" in f.read()
+def test_main_key_is_32_bytes_drawn_from_secrets() -> None:
+    """In a fresh interpreter: the key at import is exactly what ``secrets`` returned for 32 bytes."""
+    result = run_python("""
+        import secrets
+        drawn = []
+        real = secrets.token_bytes
+        def spy(nbytes=None):
+            value = real(nbytes)
+            drawn.append((nbytes, value))
+            return value
+        secrets.token_bytes = spy
+        import processing
+        key = processing.currentProcess().getAuthKey()
+        print(repr(drawn), key)
+    """)
+    assert result.returncode == 0, result.stderr
+    drawn_text, key = result.stdout.rsplit(" ", 1)
+    drawn = eval(drawn_text)  # a list of (int, bytes) reprs
+    assert [n for n, _ in drawn] == [32]
+    assert re.fullmatch(r"[0-9a-f]{64}", key.strip())
+    assert bytes.fromhex(key.strip()) == drawn[0][1]
 
 
 def test_the_main_key_is_not_in_the_repr_of_a_started_child() -> None:
