@@ -46,12 +46,15 @@ def run_forked(
     from .serialization import share_main_classes
 
     share_main_classes()
-    return _run(process, sock, out_fd, err_fd, options)
+    _move_output_fds(out_fd, err_fd)
+    return _run(process, sock, options)
 
 
 def spawn_main(channel_fd: int, out_fd: int | None, err_fd: int | None) -> None:
     """Entry point of a spawned interpreter, and of a fork server's child: read the payload, run, exit."""
     sock = socket.socket(fileno=channel_fd)
+    # First, so that even a failure to load the payload reaches the captured stderr.
+    _move_output_fds(out_fd, err_fd)
     try:
         payload = _process_loads(read_payload(sock))
         sys.path[:] = payload["sys_path"]
@@ -65,7 +68,7 @@ def spawn_main(channel_fd: int, out_fd: int | None, err_fd: int | None) -> None:
         traceback.print_exc()
         sys.stderr.flush()
         os._exit(1)
-    os._exit(_run(process, sock, out_fd, err_fd, payload["options"]))
+    os._exit(_run(process, sock, payload["options"]))
 
 
 def rehearse() -> None:
@@ -88,14 +91,15 @@ def _process_loads(data: bytes) -> Any:
     return loads(data)
 
 
-def _run(
-    process: Any, sock: socket.socket, out_fd: int | None, err_fd: int | None, options: dict[str, Any]
-) -> int:
+def _run(process: Any, sock: socket.socket, options: dict[str, Any]) -> int:
     _process.become_current(process)
     parent.channel = ChildChannel(sock, process._authkey, options["challenge"])
     _guard_parent(options, sock)
-    if out_fd is not None:
-        _redirect_output(out_fd, err_fd, rebuild=options["capture"])
+    if options["capture"]:
+        # Fresh streams on fds 1 and 2: a forked child must not write through the
+        # parent's stream objects (in a kernel they talk to ZeroMQ sockets).
+        sys.stdout = _text_stream(1, write_through=False)
+        sys.stderr = _text_stream(2, write_through=True)
     _close_stdin()
     return _run_process(process)
 
@@ -140,16 +144,12 @@ def _die_on_eof(sock: socket.socket) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _redirect_output(out_fd: int, err_fd: int | None, *, rebuild: bool) -> None:
+def _move_output_fds(out_fd: int | None, err_fd: int | None) -> None:
+    """Put the capture pipes (or a fork server client's own fds) on 1 and 2."""
     for source, target in ((out_fd, 1), (err_fd, 2)):
         if source is not None and source != target:
             os.dup2(source, target)
             os.close(source)
-    if rebuild:
-        # Fresh streams on fds 1 and 2: a forked child must not write through the
-        # parent's stream objects (in a kernel they talk to ZeroMQ sockets).
-        sys.stdout = _text_stream(1, write_through=False)
-        sys.stderr = _text_stream(2, write_through=True)
 
 
 def _text_stream(fd: int, *, write_through: bool) -> io.TextIOWrapper:

@@ -94,10 +94,13 @@ def guarded(callback: Callable[..., Any], *args: Any) -> None:
     try:
         callback(*args)
     except Exception:
-        import traceback
+        try:
+            import traceback
 
-        print(f"processing: exception in {callback!r}:", file=sys.stderr)
-        traceback.print_exc()
+            print(f"processing: exception in {callback!r}:", file=sys.stderr)
+            traceback.print_exc()
+        except Exception:
+            pass  # a broken stderr must not kill the monitor thread: events must keep coming
 
 
 def watch(process: Any) -> None:

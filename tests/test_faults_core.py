@@ -271,10 +271,6 @@ def test_a_child_that_dies_before_its_control_channel_is_up(method: str, output:
     p.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: bootstrap.spawn_main writes 'processing: the child could not load its process object' "
-    "and the traceback to the child's inherited fd 2, before the output pipes are put on fds 1/2, "
-    "so with output= the handle (and a %%process cell) never sees why the child died"))
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("method", ["spawn", "forkserver"])
 def test_why_a_child_died_before_its_control_channel_is_in_its_captured_stderr(
