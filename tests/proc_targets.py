@@ -244,6 +244,21 @@ def forge_message() -> None:
         pass  # the parent may already have closed the channel after the forgery
 
 
+def forge_then_carry_on() -> None:
+    """Have one message rejected, wait until the parent has closed the channel, then end normally."""
+    forge_message()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            processing.sendToParent("ping")
+        except BrokenPipeError:
+            break
+        time.sleep(0.005)
+    else:
+        sys.exit(3)
+    time.sleep(0.2)  # room for a wrongly fired parent-death guard to act
+
+
 class Unloadable:
     """Pickles fine; unpickling it raises ValueError."""
 

@@ -9,7 +9,7 @@ import threading
 
 import proc_targets
 import pytest
-from support import Events, Output, monitor_settled, pid_gone, wait_until
+from support import Events, Output, monitor_settled, pid_gone, run_python, wait_until
 
 import processing
 
@@ -299,6 +299,40 @@ def test_exited_fires_even_when_the_last_message_cannot_be_loaded(events: Events
         monitor_settled()
         assert p.exitcode == 0
         assert events.of(p)[-1:] == [("exited", 0)], f"attempt {attempt + 1}"
+
+
+BROKEN_STDERR_SCRIPT = """
+import sys
+import processing
+
+class BrokenStream:  # like a stderr whose descriptor was closed (a daemon, a dead terminal)
+    def write(self, text):
+        raise OSError(9, "Bad file descriptor")
+    def flush(self):
+        raise OSError(9, "Bad file descriptor")
+
+def bad_subscriber(process, code):
+    raise RuntimeError("a subscriber fails")
+
+seen = []
+processing.subscribe(exited=bad_subscriber)
+processing.subscribe(exited=lambda p, code: seen.append(p.name))
+real_stderr, sys.stderr = sys.stderr, BrokenStream()
+first = processing.Process(target=int)
+first.start()
+first.join(10)
+sys.stderr = real_stderr
+second = processing.Process(target=int)
+second.start()
+second.join(3)  # with a dead monitor thread this gives up after 3 s (without a timeout: never returns)
+print(first.exitcode, second.exitcode, seen == [first.name, second.name])
+"""
+
+
+def test_the_monitor_survives_a_failing_subscriber_when_stderr_is_broken() -> None:
+    result = run_python(BROKEN_STDERR_SCRIPT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0", "0", "True"]
 
 
 def test_message_events(method: str, events: Events) -> None:
