@@ -94,7 +94,7 @@ def _process_loads(data: bytes) -> Any:
 def _run(process: Any, sock: socket.socket, options: dict[str, Any]) -> int:
     _process.become_current(process)
     parent.channel = ChildChannel(sock, process._authkey, options["challenge"])
-    _guard_parent(options, sock)
+    _guard_parent(options)
     if options["capture"]:
         # Fresh streams on fds 1 and 2: a forked child must not write through the
         # parent's stream objects (in a kernel they talk to ZeroMQ sockets).
@@ -121,7 +121,7 @@ def enter_group(*, detached: bool, new_group: bool, pgid: int | None = None) -> 
         pass  # already done by the parent (its setpgid may win the race), or the group is gone
 
 
-def _guard_parent(options: dict[str, Any], sock: socket.socket) -> None:
+def _guard_parent(options: dict[str, Any]) -> None:
     if options["guard"] == "pdeathsig":
         global _prctl
         if _prctl is None:
@@ -131,13 +131,13 @@ def _guard_parent(options: dict[str, Any], sock: socket.socket) -> None:
             os.kill(os.getpid(), signal.SIGKILL)  # the parent died before the guard was up
     elif options["guard"] == "eof":
         threading.Thread(
-            target=_die_on_eof, args=(sock,), name="processing-parent-guard", daemon=True
+            target=_die_on_eof, args=(options["alive_fd"],), name="processing-parent-guard", daemon=True
         ).start()
 
 
-def _die_on_eof(sock: socket.socket) -> None:
+def _die_on_eof(alive_fd: int) -> None:
     try:
-        while sock.recv(4096):
+        while os.read(alive_fd, 4096):
             pass
     except OSError:
         pass

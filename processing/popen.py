@@ -24,6 +24,32 @@ __all__ = ["Popen", "child_options"]
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+_alive: tuple[int, int] | None = None
+
+
+def alive_fd() -> int:
+    """The read end of a pipe whose write end only this process holds: at its EOF, this process is gone.
+
+    A child's parent-death guard waits on it. (Not on the control channel: the
+    parent closes that for other reasons, such as a forged message.)
+    """
+    global _alive
+    if _alive is None:
+        _alive = os.pipe()
+    return _alive[0]
+
+
+def _drop_alive_pipe_in_child() -> None:
+    """A forked child keeps the read end (its guard may watch it) but must not keep its parent alive."""
+    global _alive
+    if _alive is not None:
+        os.close(_alive[1])
+        _alive = None
+
+
+os.register_at_fork(after_in_child=_drop_alive_pipe_in_child)
+
+
 def child_options(process: Any, channel: ParentChannel, *, guard_parent: bool) -> dict[str, Any]:
     """What the child's bootstrap needs besides the process object itself.
 
@@ -42,6 +68,7 @@ def child_options(process: Any, channel: ParentChannel, *, guard_parent: bool) -
         "new_process_group": process._new_process_group,
         "detached": process._detached,
         "guard": guard,
+        "alive_fd": alive_fd() if guard == "eof" else None,
         "parent_pid": os.getpid(),
     }
 

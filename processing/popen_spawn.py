@@ -76,7 +76,7 @@ class SpawnPopen(Popen):
         payload = start_payload(process, self.method, options)
         out_w, err_w = self._output_pipes(process)
         pipe_sentinel = None if hasattr(os, "pidfd_open") else os.pipe()
-        keep = [fd for fd in (self._child_sock.fileno(), out_w, err_w) if fd is not None]
+        keep = [fd for fd in (self._child_sock.fileno(), out_w, err_w, options["alive_fd"]) if fd is not None]
         if pipe_sentinel is not None:
             keep.append(pipe_sentinel[1])
         call = (

@@ -408,22 +408,14 @@ def test_a_forged_message_from_a_real_child_is_dropped(
     assert q.messages == ["fine"]
 
 
-EOF_GUARD_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: started from a non-main thread (fork, spawn) the child's parent guard is the "
-    "'eof' thread, which takes the parent closing the control channel after a rejected message "
-    "for the parent's death and SIGKILLs the child (exit -9); started from the main thread it lives",
-)
-
-
 @pytest.mark.parametrize(
     ("method", "from_thread"),
     [
         ("fork", False),
         ("spawn", False),
         ("forkserver", False),
-        pytest.param("fork", True, marks=EOF_GUARD_BUG),
-        pytest.param("spawn", True, marks=EOF_GUARD_BUG),
+        ("fork", True),
+        ("spawn", True),
         ("forkserver", True),
     ],
     ids=lambda value: {False: "main-thread", True: "other-thread"}.get(value, value),
