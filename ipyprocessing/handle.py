@@ -33,29 +33,20 @@ if TYPE_CHECKING:
         def exited(self, exitcode: int, note: str) -> None:
             """The child has exited and all its output was delivered; called on the monitor thread."""
 
-__all__ = ["CellProcess", "timeout_reason"]
+__all__ = ["CellHandle", "CellProcess", "timeout_reason"]
 
 _PARENT_ONLY = ("_log", "_view", "_user_ns", "_timer", "pulled")
 
 
-class CellProcess(processing.Process):
-    """A child process running one notebook cell.
+class CellHandle:
+    """What a cell's handle adds to a process handle, local or remote: output log, views, pull, stop reasons.
 
-    ``user_ns`` is where ``--pull`` values are assigned when the child exits
-    with code 0. Output is captured at the file-descriptor level and kept in
-    full; the child is put in its own process group, so interrupting the kernel
-    (which signals the kernel's whole group) does not reach it.
+    Mixed into a handle class before it (``class C(CellHandle, processing.Process)``);
+    the handle's ``__init__`` calls :meth:`_init_cell` before its own and passes
+    ``output=self._deliver``.
     """
 
-    def __init__(
-        self,
-        target: CellTarget,
-        *,
-        user_ns: dict[str, Any],
-        name: str | None = None,
-        daemon: bool | None = None,
-        method: str | None = None,
-    ) -> None:
+    def _init_cell(self, target: CellTarget, user_ns: dict[str, Any]) -> None:
         self._log = OutputLog()
         self._view: View = _Unseen()
         self._user_ns = user_ns
@@ -65,14 +56,6 @@ class CellProcess(processing.Process):
         self.stop_reason: str | None = None
         self.started_at: float | None = None
         self.ended_at: float | None = None
-        super().__init__(target=target, name=name, daemon=daemon, method=method, output=self._deliver,
-                         new_process_group=True)
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        for attribute in _PARENT_ONLY:
-            state.pop(attribute, None)
-        return state
 
     @property
     def output(self) -> bytes:
@@ -101,7 +84,7 @@ class CellProcess(processing.Process):
     def start(self) -> None:
         _finish_on_exit()
         self.started_at = time.monotonic()
-        super().start()
+        super().start()  # type: ignore[misc]
 
     def stop_after(self, seconds: float) -> None:
         """Stop the child if it still runs ``seconds`` from now (``--timeout``)."""
@@ -111,20 +94,20 @@ class CellProcess(processing.Process):
 
     def terminate_because(self, reason: str) -> None:
         """Send SIGTERM (waiting up to 2 s for the exit) and remember why, so the display can say so."""
-        if self.exitcode is None:
+        if self.exitcode is None:  # type: ignore[attr-defined]
             self.stop_reason = reason
-            self.terminate()
+            self.terminate()  # type: ignore[attr-defined]
 
     def kill_because(self, reason: str) -> None:
         """Send SIGKILL and remember why."""
-        if self.exitcode is None:
+        if self.exitcode is None:  # type: ignore[attr-defined]
             self.stop_reason = reason
-            self.kill()
+            self.kill()  # type: ignore[attr-defined]
 
     def stop(self, reason: str) -> None:
         """Terminate the child, and kill it if SIGTERM did not end it: used where the user cannot insist."""
         self.terminate_because(reason)
-        if self.exitcode is None:
+        if self.exitcode is None:  # type: ignore[attr-defined]
             self.kill_because(reason + " (it ignored SIGTERM, so it was killed)")
 
     def finish(self, exitcode: int) -> None:
@@ -144,7 +127,8 @@ class CellProcess(processing.Process):
         names = ", ".join(self.pull_names)
         if exitcode != 0:
             return f"nothing pulled ({names}): the cell did not finish"
-        sent = [obj[1] for obj in self.messages if isinstance(obj, tuple) and obj[:1] == (PULL_TAG,)]
+        messages = self.messages  # type: ignore[attr-defined]
+        sent = [obj[1] for obj in messages if isinstance(obj, tuple) and obj[:1] == (PULL_TAG,)]
         if not sent:
             return f"nothing pulled ({names}): the child sent no values"
         self.pulled = sent[-1]
@@ -154,6 +138,35 @@ class CellProcess(processing.Process):
     def _deliver(self, stream: str, data: bytes) -> None:
         self._log.append(stream, data)
         self._view.output(stream, data)
+
+
+class CellProcess(CellHandle, processing.Process):
+    """A child process running one notebook cell.
+
+    ``user_ns`` is where ``--pull`` values are assigned when the child exits
+    with code 0. Output is captured at the file-descriptor level and kept in
+    full; the child is put in its own process group, so interrupting the kernel
+    (which signals the kernel's whole group) does not reach it.
+    """
+
+    def __init__(
+        self,
+        target: CellTarget,
+        *,
+        user_ns: dict[str, Any],
+        name: str | None = None,
+        daemon: bool | None = None,
+        method: str | None = None,
+    ) -> None:
+        self._init_cell(target, user_ns)
+        super().__init__(target=target, name=name, daemon=daemon, method=method, output=self._deliver,
+                         new_process_group=True)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        for attribute in _PARENT_ONLY:
+            state.pop(attribute, None)
+        return state
 
 
 class _Unseen:
@@ -186,6 +199,6 @@ def _finish_on_exit() -> None:
             _subscription = processing.subscribe(exited=_finish)
 
 
-def _finish(process: processing.Process, exitcode: int) -> None:
-    if isinstance(process, CellProcess):
+def _finish(process: Any, exitcode: int | None) -> None:
+    if isinstance(process, CellHandle):
         process.finish(exitcode)

@@ -23,7 +23,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 import processing
 
 from .child import CellTarget
-from .handle import CellProcess
+from .handle import CellHandle, CellProcess
 from .namespace import NamespaceError, globals_used, ship
 from .registry import Registry
 from .throttle import Throttle
@@ -71,6 +71,11 @@ class ProcessMagics(Magics):
               help="Comma-separated names the cell defines, assigned in the notebook when the "
                    "child exits with code 0.")
     @argument("--proc", metavar="VAR", help="Bind the Process object to VAR in the notebook.")
+    @argument("--cluster", metavar="ADDRESS",
+              help="Run the cell in a child process on a Dask worker of the scheduler at ADDRESS "
+                   "(e.g. tcp://10.0.0.5:8786); the notebook's names are sent by value.")
+    @argument("--cluster-client", metavar="VAR",
+              help="Like --cluster, with the distributed.Client bound to VAR in the notebook.")
     @cell_magic
     def process(self, line: str, cell: str) -> None:
         """Run the cell in a child process and return at once; watch and control it live.
@@ -90,12 +95,24 @@ class ProcessMagics(Magics):
         filename = f"<%%process In[{self.shell.execution_count}]>"
         flags = self.shell.compile.flags & _FUTURE_FLAGS
         code = compile(cell, filename, "exec", flags=flags, dont_inherit=True)
-        target = self._target(code, cell, filename, method, pull, push)
-        process = CellProcess(target, user_ns=self.shell.user_ns, name=args.name, daemon=args.daemon,
-                              method=method)
+        cluster = self._cluster(args)
+        if cluster is not None:
+            from .remote_cell import RemoteCellProcess
+
+            # The worker's child never shares this interpreter's memory: send the names by value.
+            target = self._target(code, cell, filename, "spawn", pull, push)
+            process: CellHandle = RemoteCellProcess(target, user_ns=self.shell.user_ns, cluster=cluster,
+                                                    name=args.name, method=args.method)
+        else:
+            target = self._target(code, cell, filename, method, pull, push)
+            process = CellProcess(target, user_ns=self.shell.user_ns, name=args.name, daemon=args.daemon,
+                                  method=method)
         view = self._view(process, args.proc)
         process.attach(view)
-        process.start()
+        try:
+            process.start()
+        except ConnectionError as error:  # SchedulerUnreachableError: it names the address
+            raise UsageError(f"%%process --cluster: {error}") from None
         self.registry.add(process)
         if args.proc:
             self.shell.user_ns[args.proc] = process
@@ -148,6 +165,21 @@ class ProcessMagics(Magics):
         if not running:
             print("nothing to terminate: no such process is running")
 
+    def _cluster(self, args: Any) -> Any:
+        """The cluster for --cluster/--cluster-client (an address or a Client), or None for a local child."""
+        if args.cluster is None and args.cluster_client is None:
+            return None
+        if args.cluster is not None and args.cluster_client is not None:
+            raise UsageError("give --cluster ADDRESS or --cluster-client VAR, not both")
+        for option, given in (("--daemon", args.daemon), ("--wait", args.wait)):
+            if given:
+                raise UsageError(f"{option} is not supported with --cluster or --cluster-client")
+        if args.cluster is not None:
+            return args.cluster
+        if args.cluster_client not in self.shell.user_ns:
+            raise UsageError(f"--cluster-client {args.cluster_client!r}: not defined in the notebook")
+        return self.shell.user_ns[args.cluster_client]
+
     def _target(self, code: Any, cell: str, filename: str, method: str, pull: tuple[str, ...],
                 push: tuple[str, ...]) -> CellTarget:
         compiled = marshal.dumps(code)
@@ -163,7 +195,7 @@ class ProcessMagics(Magics):
             raise UsageError(str(error)) from None
         return CellTarget(compiled, cell, filename, pull, shipment=shipment)
 
-    def _view(self, process: CellProcess, proc: str | None) -> TextView | WidgetView:
+    def _view(self, process: Any, proc: str | None) -> TextView | WidgetView:
         """A widget view in a kernel, text lines elsewhere (widgets are imported only when needed)."""
         kernel = getattr(self.shell, "kernel", None)
         if kernel is None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import signal
 
-__all__ = ["describe_exit", "format_bytes", "format_elapsed"]
+__all__ = ["describe_exit", "format_bytes", "format_elapsed", "pid_text"]
 
 _SIGNAL_WORDS = {
     signal.SIGKILL: "killed by SIGKILL, often the out-of-memory killer",
@@ -54,3 +54,16 @@ def format_bytes(size: float) -> str:
             return f"{size:.0f} {unit}" if unit in ("B", "KB") else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} TB"
+
+
+def pid_text(process: object) -> str:
+    """The pid, with the worker's host beside it for a remote process (``4121 on tcp://10.0.0.7:39227``).
+
+    A remote process not yet taken by a worker has neither: ``- (waiting for a worker)``.
+    """
+    pid = getattr(process, "pid", None)
+    pid_word = "-" if pid is None else str(pid)
+    if not hasattr(process, "host"):
+        return pid_word
+    host = getattr(process, "host", None)
+    return f"{pid_word} on {host}" if host else f"{pid_word} (waiting for a worker)"

@@ -15,6 +15,7 @@ from typing import TextIO
 import processing
 
 from .handle import CellProcess
+from .status import pid_text
 
 __all__ = ["TextView"]
 
@@ -36,7 +37,8 @@ class TextView:
         """Print the start line, then what happened before it; call after ``start()``."""
         process = self.process
         with self._lock:
-            self._emit("stdout", self._line(f"started, pid {process.pid} ({process.method})"))
+            method = process.method or "the worker's default method"
+            self._emit("stdout", self._line(f"started, pid {pid_text(process)} ({method})"))
             pending, self._pending = self._pending or [], None
             for stream, text in pending:
                 self._emit(stream, text)

@@ -28,7 +28,7 @@ import processing
 from .handle import CellProcess
 from .iopub import CellChannel
 from .output import Tail
-from .status import describe_exit, format_bytes, format_elapsed
+from .status import describe_exit, format_bytes, format_elapsed, pid_text
 from .throttle import Throttle
 from .ticker import Ticker
 
@@ -179,15 +179,16 @@ class WidgetView:
         self.box = StatusBox([self.name, self.state, self.figures, self.button, self.note], self)
 
     def _name_html(self) -> str:
-        pid = self.process.pid
         return (f'<b>{html.escape(self.process.name)}</b> '
-                f'<span class="ipyprocessing-pid">pid {"-" if pid is None else pid}</span>')
+                f'<span class="ipyprocessing-pid">pid {html.escape(pid_text(self.process))}</span>')
 
     def _figures_html(self) -> str:
         return " · ".join(f'<span class="ipyprocessing-{key}">{html.escape(text)}</span>'
                           for key, text in self._figures.items() if text)
 
     def _usage_text(self) -> str:
+        if hasattr(self.process, "host"):
+            return ""  # its pid is on the worker's machine: psutil here would measure another process
         try:
             if self._usage is None:
                 self._usage = psutil.Process(self.process.pid)

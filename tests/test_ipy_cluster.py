@@ -1,0 +1,143 @@
+"""``%%process --cluster`` in a real InteractiveShell against a real Dask LocalCluster (loopback only).
+
+The cluster runs in a helper process, as in test_remote.py: its workers are
+not children of the test process, and they see only what is installed.
+"""
+
+from __future__ import annotations
+
+import re
+import select
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+
+import pytest
+import support
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+import ipyprocessing
+import processing
+from processing.remote import get_client
+
+pytestmark = pytest.mark.timeout(60)
+
+CLUSTER = """
+import sys
+import distributed
+
+with distributed.LocalCluster(n_workers=1, processes=True, threads_per_worker=2, host="127.0.0.1",
+                              dashboard_address=None) as cluster:
+    print(cluster.scheduler_address, flush=True)
+    sys.stdin.read()  # until the test closes it
+"""
+
+
+@pytest.fixture(scope="module")
+def address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    log = tmp_path_factory.mktemp("cluster") / "cluster.log"
+    with open(log, "w") as stderr:
+        helper = subprocess.Popen([sys.executable, "-c", CLUSTER], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=stderr, text=True)
+    client = None
+    try:
+        ready, _, _ = select.select([helper.stdout], [], [], 60)
+        address = helper.stdout.readline().strip() if ready else ""  # type: ignore[union-attr]
+        assert address.startswith("tcp://"), f"the LocalCluster did not start:\n{log.read_text()}"
+        client = get_client(address)
+        client.wait_for_workers(1, timeout=60)
+        yield address
+    finally:
+        if client is not None:
+            client.close()
+        helper.stdin.close()  # type: ignore[union-attr]
+        try:
+            helper.wait(30)
+        except subprocess.TimeoutExpired:
+            helper.kill()
+            helper.wait()
+
+
+@pytest.fixture(scope="module")
+def shell() -> InteractiveShell:
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "ipyprocessing")
+    return shell
+
+
+@pytest.fixture(autouse=True)
+def no_child_left_behind() -> Iterator[None]:
+    """Overrides conftest's check: the cluster's helper process stays for the whole module."""
+    yield
+
+
+def test_cluster_cell_runs_streams_output_and_pulls(shell: InteractiveShell, address: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    shell.user_ns["base"] = 20
+    shell.run_cell_magic("process", f"--cluster {address} --pull answer --proc h",
+                         "import os\nanswer = base + 22\nprint('hello from', os.getpid())\n")
+    handle = shell.user_ns["h"]
+    assert handle is ipyprocessing.processes()[-1]
+    handle.join(30)
+    assert handle.exitcode == 0, handle.output
+    assert handle.host.startswith("tcp://127.0.0.1:")
+    assert shell.user_ns["answer"] == 42
+    assert handle.pulled == {"answer": 42}
+    assert f"hello from {handle.pid}" in handle.stdout.decode()
+    assert "pulled answer into the notebook" in capsys.readouterr().out
+
+
+def test_text_view_shows_output_and_host(shell: InteractiveShell, address: str,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    shell.user_ns["client_var"] = get_client(address)
+    shell.run_cell_magic("process", "--cluster-client client_var --proc h2", "print('remote line')\n")
+    handle = shell.user_ns["h2"]
+    handle.join(30)
+    assert handle.exitcode == 0
+    out = capsys.readouterr().out
+    assert "remote line" in out
+    assert re.search(r"exited with code 0", out), out
+    assert "waiting for a worker" in out or f"on {handle.host}" in out
+
+
+def test_unreachable_scheduler_is_a_clear_error_and_starts_nothing(shell: InteractiveShell) -> None:
+    before = len(ipyprocessing.processes())
+    dead = "tcp://127.0.0.1:1"
+    with pytest.raises(UsageError, match=re.escape(dead)):
+        shell.run_cell_magic("process", f"--cluster {dead} --proc never", "print('never')\n")
+    assert len(ipyprocessing.processes()) == before
+    assert "never" not in shell.user_ns
+
+
+def test_terminate_through_the_handle(shell: InteractiveShell, address: str) -> None:
+    code = textwrap.dedent("""
+        import time
+        print('ready', flush=True)
+        time.sleep(60)
+    """)
+    shell.run_cell_magic("process", f"--cluster {address} --proc h3 --pull never_set", code)
+    handle = shell.user_ns["h3"]
+    assert support.wait_until(lambda: b"ready" in handle.stdout, limit=20)
+    handle.terminate()
+    handle.join(10)
+    assert handle.state == "stopped"
+    assert processing.status_word(handle.exitcode) == "stopped[SIGTERM]"
+    assert "never_set" not in shell.user_ns
+
+
+def test_local_cells_and_loading_the_extension_never_import_dask() -> None:
+    code = textwrap.dedent("""
+        import sys
+        from IPython.core.interactiveshell import InteractiveShell
+        shell = InteractiveShell.instance()
+        shell.run_line_magic("load_ext", "ipyprocessing")
+        shell.run_cell_magic("process", "--proc h", "print('local')")
+        shell.user_ns["h"].join(30)
+        assert shell.user_ns["h"].exitcode == 0
+        print(sorted(name for name in sys.modules if name.split(".")[0] in ("dask", "distributed")))
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("[]"), result.stdout
