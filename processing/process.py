@@ -159,19 +159,6 @@ class Process(Pep8Aliases):
             _children.discard(self)
             monitor.wait_delivered(self, timeout)
 
-    def getName(self) -> str:
-        return self._name
-
-    def setName(self, name: str) -> None:
-        """Set the name (identification only; names need not be unique).
-
-        Raises:
-            TypeError: ``name`` is not a str.
-        """
-        if not isinstance(name, str):
-            raise TypeError(f"a process name must be a str, not {type(name).__name__}")
-        self._name = name
-
     def isAlive(self) -> bool:
         """Whether the child runs: True from the moment ``start()`` returns until it exits.
 
@@ -214,19 +201,6 @@ class Process(Pep8Aliases):
         """None while running; 0, N for ``sys.exit(N)``, 1 on an exception, -N for death by signal N."""
         self._check_open()
         return None if self._popen is None else self._popen.poll()
-
-    def getAuthKey(self) -> str:
-        """The authentication key as a string (64 random hex digits unless set)."""
-        return _authkey.key_text(self._authkey)
-
-    def setAuthKey(self, authkey: str | bytes) -> None:
-        """Set the key this process (and the children it creates later) authenticates with.
-
-        Raises:
-            TypeError: not a str or bytes.
-            ValueError: empty.
-        """
-        self._authkey = _authkey.as_key(authkey)
 
     def terminate(self, *, tree: bool = False) -> None:
         """Send SIGTERM, then wait up to ``SIGNAL_WAIT`` seconds for the child to die.

@@ -37,7 +37,6 @@ import uuid
 
 from . import serialization, startmethods
 from .aliases import Pep8Aliases
-from .authkey import as_key, key_text
 from .connection import Listener
 from .errors import AuthenticationError, ProcessStateError, TargetPicklingError
 from .monitor import guarded, notify
@@ -208,19 +207,6 @@ class RemoteProcess(Pep8Aliases):
         """Like :meth:`terminate`, with SIGKILL, which cannot be ignored."""
         self._stop(("signal", "kill", tree))
 
-    def getName(self) -> str:
-        return self._name
-
-    def setName(self, name: str) -> None:
-        """Set the name (identification only; before start, it is also the remote child's name).
-
-        Raises:
-            TypeError: ``name`` is not a str.
-        """
-        if not isinstance(name, str):
-            raise TypeError(f"a process name must be a str, not {type(name).__name__}")
-        self._name = name
-
     def isAlive(self) -> bool:
         """True from ``start()`` until the remote child has exited or is lost."""
         return self._state in ("pending", "running")
@@ -232,18 +218,6 @@ class RemoteProcess(Pep8Aliases):
     def getExitCode(self) -> int | None:
         """None while running (and if lost); 0, N for ``sys.exit(N)``, 1 on an exception, -N for signal N."""
         return self._exitcode
-
-    def getAuthKey(self) -> str:
-        return key_text(self._authkey)
-
-    def setAuthKey(self, authkey: str | bytes) -> None:
-        """Set the key the connection's one-time key is derived from; before ``start()``.
-
-        Raises:
-            TypeError: not a str or bytes.
-            ValueError: empty.
-        """
-        self._authkey = as_key(authkey)
 
     @property
     def host(self) -> str | None:
