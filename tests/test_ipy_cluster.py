@@ -7,7 +7,6 @@ not children of the test process, and they see only what is installed.
 from __future__ import annotations
 
 import re
-import select
 import subprocess
 import sys
 import textwrap
@@ -15,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 import support
+from cluster_support import local_cluster
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
@@ -24,40 +24,12 @@ from processing.remote import get_client
 
 pytestmark = pytest.mark.timeout(60)
 
-CLUSTER = """
-import sys
-import distributed
-
-with distributed.LocalCluster(n_workers=1, processes=True, threads_per_worker=2, host="127.0.0.1",
-                              dashboard_address=None) as cluster:
-    print(cluster.scheduler_address, flush=True)
-    sys.stdin.read()  # until the test closes it
-"""
 
 
 @pytest.fixture(scope="module")
 def address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    log = tmp_path_factory.mktemp("cluster") / "cluster.log"
-    with open(log, "w") as stderr:
-        helper = subprocess.Popen([sys.executable, "-c", CLUSTER], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=stderr, text=True)
-    client = None
-    try:
-        ready, _, _ = select.select([helper.stdout], [], [], 60)
-        address = helper.stdout.readline().strip() if ready else ""  # type: ignore[union-attr]
-        assert address.startswith("tcp://"), f"the LocalCluster did not start:\n{log.read_text()}"
-        client = get_client(address)
-        client.wait_for_workers(1, timeout=60)
-        yield address
-    finally:
-        if client is not None:
-            client.close()
-        helper.stdin.close()  # type: ignore[union-attr]
-        try:
-            helper.wait(30)
-        except subprocess.TimeoutExpired:
-            helper.kill()
-            helper.wait()
+    with local_cluster(tmp_path_factory.mktemp("cluster") / "cluster.log", workers=1, threads=2) as running:
+        yield running[0]
 
 
 @pytest.fixture(scope="module")

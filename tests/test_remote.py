@@ -13,7 +13,6 @@ import contextlib
 import multiprocessing
 import operator
 import os
-import select
 import signal
 import socket
 import subprocess
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 import distributed
 import pytest
 import support
+from cluster_support import local_cluster
 from support import Events, Output, is_zombie, os_children, pid_gone, run_python, wait_until
 
 import processing
@@ -37,15 +37,6 @@ from processing.remote import RemoteProcess, SchedulerUnreachableError, get_clie
 pytestmark = pytest.mark.timeout(60)
 
 WORKERS = 2
-CLUSTER = f"""
-import sys
-import distributed
-
-with distributed.LocalCluster(n_workers={WORKERS}, processes=True, threads_per_worker=1, host="127.0.0.1",
-                              dashboard_address=None) as cluster:
-    print(cluster.scheduler_address, flush=True)
-    sys.stdin.read()  # until the test closes it
-"""
 
 
 @dataclass
@@ -63,27 +54,8 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    log = tmp_path_factory.mktemp("cluster") / "cluster.log"
-    with open(log, "w") as stderr:
-        helper = subprocess.Popen(
-            [sys.executable, "-c", CLUSTER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
-            text=True,
-        )
-    try:
-        ready, _, _ = select.select([helper.stdout], [], [], 60)
-        address = helper.stdout.readline().strip() if ready else ""  # type: ignore[union-attr]
-        assert address.startswith("tcp://"), f"the LocalCluster did not start:\n{log.read_text()}"
-        client = get_client(address)
-        client.wait_for_workers(WORKERS, timeout=60)
-        yield Cluster(address, client, helper)
-        client.close()
-    finally:
-        helper.stdin.close()  # type: ignore[union-attr]
-        try:
-            helper.wait(30)
-        except subprocess.TimeoutExpired:
-            helper.kill()
-            helper.wait()
+    with local_cluster(tmp_path_factory.mktemp("cluster") / "cluster.log", workers=WORKERS) as running:
+        yield Cluster(*running)
 
 
 @pytest.fixture(autouse=True)
