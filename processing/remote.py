@@ -124,6 +124,9 @@ class RemoteProcess(Pep8Aliases):
         self._stop_command: tuple[str, str, bool] | None = None
         self._relay_thread: threading.Thread | None = None
         self._ender: threading.Thread | None = None
+        self._sentinel: int | None = None
+        self._sentinel_writer: int | None = None
+        self._closed = False
 
     # -- the Process methods ---------------------------------------------------
 
@@ -233,6 +236,47 @@ class RemoteProcess(Pep8Aliases):
     def method(self) -> str | None:
         return self._method
 
+    @property
+    def sentinel(self) -> int:
+        """A descriptor that becomes readable once the child has exited or is lost, as a local one's does.
+
+        So that code waiting on several handles with ``select``/``poll`` (the
+        notebook's ``--wait``, which serves the kernel's messages meanwhile)
+        need not tell local and remote ones apart. It becomes readable after
+        the ``exited`` subscribers ran. Made on first use (a pipe); ``close()``
+        releases it.
+
+        Raises:
+            ValueError: the process has not been started, or is closed.
+        """
+        if self._state == "initial":
+            raise ValueError(f"{self._name} has not been started, so it has no sentinel yet")
+        with self._lock:
+            if self._closed:
+                raise ValueError(f"{self._name} is closed: its sentinel was released")
+            if self._sentinel is None:
+                self._sentinel, writer = os.pipe()
+                if self._done.is_set():
+                    os.close(writer)  # the end has come already: readable (EOF) at once
+                else:
+                    self._sentinel_writer = writer
+            return self._sentinel
+
+    def close(self) -> None:
+        """Release the sentinel's descriptor; the other methods keep working.
+
+        Raises:
+            ValueError: the child is still running (or has not been started).
+        """
+        if not self._ended():
+            raise ValueError(
+                f"cannot close {self._name} while it is {self._state}; call join() or terminate() first"
+            )
+        with self._lock:
+            sentinel, self._sentinel, self._closed = self._sentinel, None, True
+        if sentinel is not None:
+            os.close(sentinel)
+
     def __repr__(self) -> str:
         word = {"running": "started", "stopped": status_word(self._exitcode)}.get(self._state, self._state)
         return f"<{type(self).__name__}({self._name}, {word})>"
@@ -334,6 +378,7 @@ class RemoteProcess(Pep8Aliases):
                     self._state = "running"
                 self._pid, self._host = message[1], message[2]
             self._running.set()
+            guarded(self._on_running)
         elif kind == "exit":
             self._end(message[1], "stopped", None)
             return True
@@ -341,6 +386,14 @@ class RemoteProcess(Pep8Aliases):
             self._end(None, "lost", f"the worker {message[1]} could not start the child:\n{message[2]}")
             return True
         return False
+
+    def _on_running(self) -> None:
+        """Called on the relay thread once a worker runs the child (``pid`` and ``host`` are known).
+
+        A hook for handles that show where their child runs (a notebook cell's
+        status line learns its pid and host here); the core's events have no
+        such moment, since a local child has its pid from ``start()`` on.
+        """
 
     def _deliver_message(self, data: bytes) -> None:
         try:
@@ -432,6 +485,10 @@ class RemoteProcess(Pep8Aliases):
         self._running.set()
         notify("exited", self, exitcode)
         self._done.set()
+        with self._lock:
+            writer, self._sentinel_writer = self._sentinel_writer, None
+        if writer is not None:
+            os.close(writer)  # the sentinel becomes readable
         if state == "lost" and future is not None and not future.done():
             # After a worker's death, Dask would run the task again elsewhere. If the
             # client is closing, the task goes with it: nothing is left to cancel.

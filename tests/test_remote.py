@@ -9,10 +9,10 @@ here is a closure or a lambda, sent by value.
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import operator
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -21,13 +21,11 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-import distributed
 import pytest
 import support
-from cluster_support import local_cluster
-from support import Events, Output, is_zombie, os_children, pid_gone, run_python, wait_until
+from cluster_support import Cluster, local_cluster
+from support import Events, Output, pid_gone, run_python, wait_until
 
 import processing
 from processing import remote_worker
@@ -39,23 +37,10 @@ pytestmark = pytest.mark.timeout(60)
 WORKERS = 2
 
 
-@dataclass
-class Cluster:
-    address: str
-    client: distributed.Client
-    helper: subprocess.Popen[str]
-
-    def workers(self) -> list[str]:
-        return list(self.client.scheduler_info()["workers"])
-
-    def worker_pid(self, address: str) -> int:
-        return self.client.run(os.getpid, workers=[address])[address]
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with local_cluster(tmp_path_factory.mktemp("cluster") / "cluster.log", workers=WORKERS) as running:
-        yield Cluster(*running)
+        yield running
 
 
 @pytest.fixture(autouse=True)
@@ -66,20 +51,8 @@ def no_child_left_behind(cluster: Cluster) -> Iterator[None]:
     stays for the whole module.
     """
     yield
-    problems: dict[str, object] = {}
-    running_children = lambda: [repr(child) for child in processing.activeChildren()]  # noqa: E731 - by value
-
-    def clean() -> bool:
-        problems.clear()
-        remote = {worker: names for worker, names in cluster.client.run(running_children).items() if names}
-        strays = [c.pid for c in os_children() if c.pid != cluster.helper.pid and not is_zombie(c)]
-        if remote:
-            problems["still running on the workers"] = remote
-        if strays:
-            problems["children of the test process"] = strays
-        return not problems
-
-    if not wait_until(clean, limit=15, interval=0.05):
+    problems = cluster.wait_clean()
+    if problems:
         pytest.fail(f"the test left processes behind: {problems}", pytrace=False)
 
 
@@ -88,22 +61,6 @@ def events() -> Iterator[Events]:
     recorder = Events()
     yield recorder
     recorder.cancel()
-
-
-@contextlib.contextmanager
-def workers_busy(cluster: Cluster) -> Iterator[None]:
-    """Occupy every worker's only thread, so that a task submitted meanwhile stays pending."""
-    release = distributed.Event(client=cluster.client)
-    blockers = [
-        cluster.client.submit(release.wait, 60, workers=[worker], pure=False)
-        for worker in cluster.workers()
-    ]
-    try:
-        yield
-    finally:
-        release.set()
-        for blocker in blockers:
-            blocker.result(30)
 
 
 def test_output_arrives_live_while_the_remote_child_runs(cluster: Cluster, tmp_path, output: Output) -> None:
@@ -329,7 +286,7 @@ def test_an_unpicklable_argument_is_named_before_anything_is_submitted() -> None
 
 
 def test_a_wrong_key_is_refused_by_the_notebook(cluster: Cluster, capfd: pytest.CaptureFixture[str]) -> None:
-    with workers_busy(cluster):
+    with cluster.busy():
         p = RemoteProcess(target=os.getpid, cluster=cluster.address)
         p.start()
         assert p.state == "pending" and p.pid is None and p.host is None
@@ -353,7 +310,7 @@ def test_a_wrong_key_is_refused_by_the_worker(cluster: Cluster) -> None:
 
 def test_terminate_while_pending_cancels_the_task(cluster: Cluster, tmp_path, events: Events) -> None:
     ran = tmp_path / "ran"
-    with workers_busy(cluster):
+    with cluster.busy():
         p = RemoteProcess(target=ran.touch, cluster=cluster.address)
         p.start()
         p.terminate()
@@ -374,3 +331,29 @@ def test_a_process_cannot_start_twice_nor_be_joined_before_start(cluster: Cluste
         p.start()
     p.join(30)
     assert get_client(cluster.address) is cluster.client  # one client per address
+
+
+def test_the_sentinel_becomes_readable_once_the_end_was_reported(cluster: Cluster, tmp_path) -> None:
+    cue = tmp_path / "cue"
+
+    def wait_for_cue(path: str) -> None:  # a closure: it travels by value
+        while not os.path.exists(path):
+            time.sleep(0.01)
+
+    p = RemoteProcess(target=wait_for_cue, args=(str(cue),), cluster=cluster.address)
+    with pytest.raises(ValueError, match="has not been started"):
+        p.sentinel  # noqa: B018 - the property raises
+    p.start()
+    assert p.wait_running(30)
+    assert select.select([p.sentinel], [], [], 0.2)[0] == []
+    cue.touch()
+    assert select.select([p.sentinel], [], [], 30)[0] == [p.sentinel]
+    assert p.state == "stopped" and p.exitcode == 0
+    late = RemoteProcess(target=operator.add, args=(1, 2), cluster=cluster.address)
+    late.start()
+    late.join(30)
+    assert select.select([late.sentinel], [], [], 0)[0] == [late.sentinel]  # made after the end: ready
+    for process in (p, late):
+        process.close()
+        with pytest.raises(ValueError, match="is closed"):
+            process.sentinel  # noqa: B018
