@@ -30,8 +30,14 @@ if TYPE_CHECKING:
         def output(self, stream: str, data: bytes) -> None:
             """A chunk the child wrote; called on the monitor thread."""
 
-        def exited(self, exitcode: int, note: str) -> None:
-            """The child has exited and all its output was delivered; called on the monitor thread."""
+        def running(self) -> None:
+            """A remote child now runs on a worker: its pid and host are known; called on its relay thread."""
+
+        def exited(self, exitcode: int | None, note: str) -> None:
+            """The child has exited and all its output was delivered; called on the monitor thread.
+
+            ``exitcode`` is None for a remote child whose worker went away (``lost``).
+            """
 
 __all__ = ["CellHandle", "CellProcess", "timeout_reason"]
 
@@ -175,7 +181,10 @@ class _Unseen:
     def output(self, stream: str, data: bytes) -> None:
         pass
 
-    def exited(self, exitcode: int, note: str) -> None:
+    def running(self) -> None:
+        pass
+
+    def exited(self, exitcode: int | None, note: str) -> None:
         pass
 
 

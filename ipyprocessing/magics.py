@@ -26,6 +26,7 @@ from .child import CellTarget
 from .handle import CellHandle, CellProcess
 from .namespace import NamespaceError, globals_used, ship
 from .registry import Registry
+from .status import pid_text, state_word
 from .throttle import Throttle
 from .ticker import Ticker
 from .waiting import wait_for
@@ -36,6 +37,11 @@ if TYPE_CHECKING:
 
 __all__ = ["ProcessMagics"]
 
+_CLUSTER_DAEMON = (
+    "--daemon cannot be combined with --cluster or --cluster-client: a remote cell's child is always "
+    "daemonic on its worker (the worker stops it when it exits) and the notebook stops it when the kernel "
+    "exits, so the flag would change nothing; drop --daemon"
+)
 _INTERRUPT_REASON = "terminated: the kernel was interrupted while the cell waited (--wait)"
 _FUTURE_FLAGS = 0
 for _feature in __future__.all_feature_names:
@@ -56,7 +62,8 @@ class ProcessMagics(Magics):
     @magic_arguments("%process")  # IPython adds one "%": the usage line reads %%process
     @argument("--name", help="Name of the process (default: the core's Process-N).")
     @argument("--daemon", action="store_true", default=None,
-              help="Set the process's daemon flag, as processing.Process(daemon=True) does.")
+              help="Set the process's daemon flag, as processing.Process(daemon=True) does (local cells "
+                   "only: a remote cell's child is always daemonic on its worker).")
     @argument("--method", choices=("fork", "spawn", "forkserver"),
               help="Start method (default: processing.getStartMethod(), normally forkserver).")
     @argument("--wait", action="store_true",
@@ -73,7 +80,8 @@ class ProcessMagics(Magics):
     @argument("--proc", metavar="VAR", help="Bind the Process object to VAR in the notebook.")
     @argument("--cluster", metavar="ADDRESS",
               help="Run the cell in a child process on a Dask worker of the scheduler at ADDRESS "
-                   "(e.g. tcp://10.0.0.5:8786); the notebook's names are sent by value.")
+                   "(e.g. tcp://10.0.0.5:8786); the notebook's names are sent by value. --wait, "
+                   "--timeout, --pull, --push and --proc work as for a local cell.")
     @argument("--cluster-client", metavar="VAR",
               help="Like --cluster, with the distributed.Client bound to VAR in the notebook.")
     @cell_magic
@@ -155,13 +163,13 @@ class ProcessMagics(Magics):
             if not processes:
                 raise UsageError(f"no process named {args.target!r} or with pid {args.target} in this "
                                  "session; %processes lists them")
-            running = [process for process in processes if process.exitcode is None]
+            running = [process for process in processes if process.is_alive()]
             for process in running:
                 process.stop(reason)
         for process in running:
             process.join()
-            print(f"terminated {process.name} (pid {process.pid}): "
-                  f"{processing.status_word(process.exitcode)}")
+            print(f"terminated {process.name} (pid {pid_text(process)}): "
+                  f"{state_word(process, process.exitcode, True)}")
         if not running:
             print("nothing to terminate: no such process is running")
 
@@ -171,9 +179,8 @@ class ProcessMagics(Magics):
             return None
         if args.cluster is not None and args.cluster_client is not None:
             raise UsageError("give --cluster ADDRESS or --cluster-client VAR, not both")
-        for option, given in (("--daemon", args.daemon), ("--wait", args.wait)):
-            if given:
-                raise UsageError(f"{option} is not supported with --cluster or --cluster-client")
+        if args.daemon:
+            raise UsageError(_CLUSTER_DAEMON)
         if args.cluster is not None:
             return args.cluster
         if args.cluster_client not in self.shell.user_ns:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import threading
 
-import processing
-
 from .handle import CellProcess
-from .status import format_elapsed
+from .status import format_elapsed, pid_text, state_word
 
 __all__ = ["Registry"]
 
@@ -34,7 +32,7 @@ class Registry:
         groups of their own, so the kernel's own clean-up, which signals its
         group, does not reach them, and a notebook's children should not outlive it.
         """
-        running = [process for process in self.all() if process.exitcode is None]
+        running = [process for process in self.all() if process.is_alive()]
         for process in running:
             process.stop(reason)
         return running
@@ -44,11 +42,12 @@ class Registry:
         return [p for p in self.all() if p.name == key or str(p.pid) == key]
 
     def table(self) -> str:
-        """A text table: name, pid, state, exit code, elapsed time."""
+        """A text table: name, pid (and host, for a remote cell), state, exit code, elapsed time."""
         rows = [("name", "pid", "state", "exit code", "elapsed")]
         for process in self.all():
             exitcode = process.exitcode
-            rows.append((process.name, str(process.pid), processing.status_word(exitcode),
+            ended = process.ended_at is not None  # set once the exit (or the loss) was handled
+            rows.append((process.name, pid_text(process), state_word(process, exitcode, ended),
                          "-" if exitcode is None else str(exitcode), format_elapsed(process.elapsed)))
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         lines = ("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))

@@ -48,4 +48,8 @@ class RemoteCellProcess(CellHandle, RemoteProcess):
         note = f"lost: {self.failure}"
         if self.pull_names:
             note += f"; nothing pulled ({', '.join(self.pull_names)}): the cell did not finish"
-        self._view.exited(exitcode, note)  # type: ignore[arg-type]
+        self._view.exited(None, note)
+
+    def _on_running(self) -> None:
+        """A worker runs the cell now: its status line learns the pid and the worker's host."""
+        self._view.running()

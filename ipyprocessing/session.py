@@ -25,6 +25,8 @@ import psutil
 import processing
 from processing.authkey import fingerprint
 
+from .status import state_word
+
 __all__ = ["Entry", "Session", "current"]
 
 #: Stopped entries kept at most; the oldest stopped ones go first (live ones are always kept).
@@ -84,12 +86,7 @@ class Entry:
         A remote handle may also be ``pending`` (waiting for a worker) or ``lost``
         (its worker went away: no exit code will ever come).
         """
-        if self.ended is None:
-            pending = self.remote and getattr(self.process, "state", None) == "pending"
-            return "pending" if pending else "started"
-        if self.exitcode is None:
-            return "lost"
-        return processing.status_word(self.exitcode)
+        return state_word(self.process, self.exitcode, self.ended is not None)
 
     def elapsed(self, now: float) -> float:
         """Seconds from start to ``now``, or to the exit once stopped."""

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import signal
 
-__all__ = ["describe_exit", "format_bytes", "format_elapsed", "pid_text"]
+import processing
+
+__all__ = ["describe_exit", "format_bytes", "format_elapsed", "pid_text", "state_word"]
 
 _SIGNAL_WORDS = {
     signal.SIGKILL: "killed by SIGKILL, often the out-of-memory killer",
@@ -21,8 +23,13 @@ _SIGNAL_WORDS = {
 }
 
 
-def describe_exit(exitcode: int) -> str:
-    """What an exit code means, in words: ``finished``, ``the cell raised ...``, ``killed by SIGKILL ...``."""
+def describe_exit(exitcode: int | None) -> str:
+    """What an exit code means, in words: ``finished``, ``the cell raised ...``, ``killed by SIGKILL ...``.
+
+    None, the end of a remote process whose worker went away, is said too.
+    """
+    if exitcode is None:
+        return "lost: its worker went away before the exit code was reported"
     if exitcode == 0:
         return "finished"
     if exitcode == 1:
@@ -67,3 +74,21 @@ def pid_text(process: object) -> str:
         return pid_word
     host = getattr(process, "host", None)
     return f"{pid_word} on {host}" if host else f"{pid_word} (waiting for a worker)"
+
+
+def state_word(process: object, exitcode: int | None, ended: bool) -> str:
+    """The state as the repr says it, plus the two words only a remote handle needs.
+
+    ``started``, ``stopped``, ``stopped[SIGTERM]`` ... for every process;
+    ``pending`` for a remote process no worker has taken yet, and ``lost``
+    for one that ended without an exit code (its worker died). ``ended`` is
+    the caller's own knowledge that the exit was reported (the widget and the
+    panel learn it from the core's event, which may come after ``exitcode``
+    is set).
+    """
+    if not ended:
+        remote = hasattr(process, "host")
+        return "pending" if remote and getattr(process, "state", None) == "pending" else "started"
+    if exitcode is None:
+        return "lost"
+    return processing.status_word(exitcode)

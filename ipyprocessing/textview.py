@@ -1,7 +1,9 @@
 """How a ``%%process`` cell shows its child without a widget front end (terminal IPython).
 
 The same information as the widget, as text lines: ``[name] started``, the
-child's output as it comes, ``[name] exited with code N``. The streams are the
+child's output as it comes, ``[name] exited with code N``; for a remote cell
+also ``[name] running, pid N on tcp://...`` once a worker runs it, and
+``[name] lost: ...`` if its worker dies. The streams are the
 ones current when the cell ran, so output goes where the cell's output went.
 """
 
@@ -15,7 +17,7 @@ from typing import TextIO
 import processing
 
 from .handle import CellProcess
-from .status import pid_text
+from .status import pid_text, state_word
 
 __all__ = ["TextView"]
 
@@ -47,9 +49,19 @@ class TextView:
         with self._lock:
             self._print(stream, self._decoders[stream].decode(data))
 
-    def exited(self, exitcode: int, note: str) -> None:
-        line = self._line(f"exited with code {exitcode} ({processing.status_word(exitcode)})"
-                          + (f": {note}" if note else ""))
+    def running(self) -> None:
+        """A remote cell now runs on a worker: say where (before ``show()``, its line will say it)."""
+        with self._lock:
+            if self._pending is None:
+                self._emit("stdout", self._line(f"running, pid {pid_text(self.process)}"))
+
+    def exited(self, exitcode: int | None, note: str) -> None:
+        if exitcode is None:
+            word = state_word(self.process, exitcode, True)
+            line = self._line(f"{word}: {note}" if note else word)
+        else:
+            line = self._line(f"exited with code {exitcode} ({processing.status_word(exitcode)})"
+                              + (f": {note}" if note else ""))
         with self._lock:
             self._print("stdout", line)
 

@@ -20,11 +20,14 @@ import asyncio
 import contextvars
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
 from .handle import CellProcess, timeout_reason
+
+if TYPE_CHECKING:
+    from .remote_cell import RemoteCellProcess
 
 __all__ = ["wait_for"]
 
@@ -32,10 +35,13 @@ _COMM_MESSAGES = frozenset({"comm_open", "comm_msg", "comm_close"})
 _handed_back: set[asyncio.Future[Any]] = set()
 
 
-def wait_for(process: CellProcess, kernel: Any, timeout: float | None) -> None:
+def wait_for(process: CellProcess | RemoteCellProcess, kernel: Any, timeout: float | None) -> None:
     """Return once ``process`` has exited and its exit was handled; stop it after ``timeout`` seconds.
 
-    ``kernel`` is the ipykernel kernel, or None outside one (then this is a join).
+    ``process`` is a local or a remote cell's handle: both have the ``sentinel``
+    descriptor and ``join`` this needs (a remote one's sentinel becomes readable
+    when its exit, or its loss, has been reported). ``kernel`` is the ipykernel
+    kernel, or None outside one (then this is a join).
     """
     pump = _ShellPump.of(kernel)
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -50,7 +56,7 @@ def wait_for(process: CellProcess, kernel: Any, timeout: float | None) -> None:
                     break
             else:
                 process.join(remaining)
-                if process.exitcode is not None:
+                if not process.is_alive():
                     break
     finally:
         if pump is not None:

@@ -4,9 +4,10 @@ Built from standard ipywidgets (HBox, HTML, Button), so it renders in
 JupyterLab, Notebook 7 and VS Code with no front-end build. Every part has a
 CSS class (``ipyprocessing-state`` ...) so a theme or a test can find it; the
 state widget's value is exactly the repr's word (``started``,
-``stopped[SIGTERM]``). The widget changes by itself: the core's ``exited``
-event and a once-a-second ticker update it from their threads (ipykernel
-forwards such sends to its IO thread). The output is not a widget: it is a
+``stopped[SIGTERM]``; ``pending`` and ``lost`` for a remote cell). The
+widget changes by itself: the core's ``exited`` event, a remote cell's news
+that a worker runs it (its pid and host), and a once-a-second ticker update
+it from their threads (ipykernel forwards such sends to its IO thread). The output is not a widget: it is a
 display in the originating cell (see ``iopub``), fed through ``Tail`` and
 coalesced by ``Throttle``.
 """
@@ -23,12 +24,10 @@ import psutil
 from IPython.display import display
 from ipywidgets.widgets.widget_string import HTMLStyle
 
-import processing
-
 from .handle import CellProcess
 from .iopub import CellChannel
 from .output import Tail
-from .status import describe_exit, format_bytes, format_elapsed, pid_text
+from .status import describe_exit, format_bytes, format_elapsed, pid_text, state_word
 from .throttle import Throttle
 from .ticker import Ticker
 
@@ -78,6 +77,7 @@ class WidgetView:
         self._tail = Tail()
         self._shown = False
         self._exitcode: int | None = None
+        self._ended = False
         self._usage: psutil.Process | None = None
         self._figures = {"exitcode": "exit code -", "elapsed": "", "resources": ""}
         self._note = ""
@@ -96,7 +96,7 @@ class WidgetView:
     def text(self) -> str:
         """The status as one line of text."""
         process = self.process
-        line = f"{process.name} (pid {process.pid}): {processing.status_word(process.exitcode)}"
+        line = f"{process.name} (pid {pid_text(process)}): {self._state_word()}"
         return f"{line}; {self._note}" if self._note else line
 
     # -- called from the core's monitor thread --------------------------------
@@ -107,15 +107,23 @@ class WidgetView:
             self._marked = True
             self._throttle.mark(self)
 
-    def exited(self, exitcode: int, note: str) -> None:
+    def running(self) -> None:
+        """A remote cell now runs on a worker: show its pid and host, and that it started."""
+        with self._lock:
+            if self.box is not None and not self._ended:  # else _build reads them when it comes
+                self.name.value = self._name_html()
+                self.state.value = self._state_word()
+
+    def exited(self, exitcode: int | None, note: str) -> None:
         self.flush()
         with self._lock:
-            self._exitcode = exitcode
-            self._figures["exitcode"] = f"exit code {exitcode}"
+            self._exitcode, self._ended = exitcode, True
+            self._figures["exitcode"] = "no exit code" if exitcode is None else f"exit code {exitcode}"
             self._figures["elapsed"] = format_elapsed(self.process.elapsed)
             self._note = note
             if self.box is not None:
-                self.state.value = processing.status_word(exitcode)
+                self.name.value = self._name_html()  # a remote cell stopped while pending has no pid
+                self.state.value = self._state_word()
                 self.figures.value = self._figures_html()
                 self.figures.tooltip = describe_exit(exitcode)
                 self.button.description = "Terminate"
@@ -140,7 +148,7 @@ class WidgetView:
 
     def tick(self) -> bool:
         with self._lock:
-            if self._exitcode is not None:
+            if self._ended:
                 return False
             self._figures["elapsed"] = format_elapsed(self.process.elapsed)
             self._figures["resources"] = self._usage_text()
@@ -155,7 +163,7 @@ class WidgetView:
             return
         self.process.terminate_because(_BUTTON_REASON)
         with self._lock:
-            if self._exitcode is None and self.process.exitcode is None:
+            if not self._ended and self.process.is_alive():
                 self.button.description = "Kill"
                 self.button.tooltip = "Send SIGKILL, which cannot be ignored"
                 self._note = "still running 2 s after SIGTERM: click Kill to send SIGKILL"
@@ -165,11 +173,11 @@ class WidgetView:
         # One layout and one label style shared by the row's parts: fewer models to send.
         shared = {"layout": ipywidgets.Layout(margin="0 0.8em 0 0")}
         labels = {**shared, "style": HTMLStyle()}
-        finished = self._exitcode is not None
+        finished = self._ended
         self.name = _html(self._name_html(), "name", labels)
-        self.state = _html(processing.status_word(self._exitcode), "state", labels)
+        self.state = _html(self._state_word(), "state", labels)
         self.figures = _html(self._figures_html(), "figures", labels)
-        if self._exitcode is not None:
+        if finished:
             self.figures.tooltip = describe_exit(self._exitcode)
         self.button = ipywidgets.Button(description="Terminate", button_style="danger", icon="stop",
                                         tooltip="Send SIGTERM to this process", disabled=finished,
@@ -177,6 +185,9 @@ class WidgetView:
         self.button.on_click(self._on_click)
         self.note = _html(html.escape(self._note), "note", labels)
         self.box = StatusBox([self.name, self.state, self.figures, self.button, self.note], self)
+
+    def _state_word(self) -> str:
+        return state_word(self.process, self._exitcode, self._ended)
 
     def _name_html(self) -> str:
         return (f'<b>{html.escape(self.process.name)}</b> '

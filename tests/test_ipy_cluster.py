@@ -10,11 +10,12 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 
 import pytest
 import support
-from cluster_support import local_cluster
+from cluster_support import Cluster, local_cluster
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
@@ -27,9 +28,14 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture(scope="module")
-def address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with local_cluster(tmp_path_factory.mktemp("cluster") / "cluster.log", workers=1, threads=2) as running:
-        yield running[0]
+        yield running
+
+
+@pytest.fixture(scope="module")
+def address(cluster: Cluster) -> str:
+    return cluster.address
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +46,14 @@ def shell() -> InteractiveShell:
 
 
 @pytest.fixture(autouse=True)
-def no_child_left_behind() -> Iterator[None]:
-    """Overrides conftest's check: the cluster's helper process stays for the whole module."""
+def no_child_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
+    """This module's form of conftest's check: nothing left running here nor on the worker; the
+    cluster's helper process stays for the whole module."""
     yield
+    if "cluster" in request.fixturenames or "address" in request.fixturenames:
+        problems = request.getfixturevalue("cluster").wait_clean()
+        if problems:
+            pytest.fail(f"the test left processes behind: {problems}", pytrace=False)
 
 
 def test_cluster_cell_runs_streams_output_and_pulls(shell: InteractiveShell, address: str,
@@ -71,7 +82,8 @@ def test_text_view_shows_output_and_host(shell: InteractiveShell, address: str,
     out = capsys.readouterr().out
     assert "remote line" in out
     assert re.search(r"exited with code 0", out), out
-    assert "waiting for a worker" in out or f"on {handle.host}" in out
+    # Where it runs is said once a worker has it: on the start line, or on a line of its own after.
+    assert f"pid {handle.pid} on {handle.host}" in out, out
 
 
 def test_unreachable_scheduler_is_a_clear_error_and_starts_nothing(shell: InteractiveShell) -> None:
@@ -113,3 +125,53 @@ def test_local_cells_and_loading_the_extension_never_import_dask() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("[]"), result.stdout
+
+
+def test_status_learns_pid_and_host_when_a_worker_takes_the_cell(shell: InteractiveShell, cluster: Cluster,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    with cluster.busy():
+        shell.run_cell_magic("process", f"--cluster {cluster.address} --name queued --proc queued",
+                             "print('taken')\n")
+        handle = shell.user_ns["queued"]
+        assert handle.state == "pending"
+        started = capsys.readouterr().out
+        assert "[queued] started, pid - (waiting for a worker)" in started, started
+        shell.run_line_magic("processes", "")
+        table = capsys.readouterr().out
+        assert re.search(r"queued\s+- \(waiting for a worker\)\s+pending\s", table), table
+    handle.join(30)
+    out = capsys.readouterr().out
+    running = f"[queued] running, pid {handle.pid} on {handle.host}"
+    assert running in out, out
+    assert out.index(running) < out.index("[queued] exited with code 0"), out
+    shell.run_line_magic("processes", "")
+    table = capsys.readouterr().out
+    assert re.search(rf"queued\s+{handle.pid} on {re.escape(handle.host)}\s+stopped\s", table), table
+
+
+def test_wait_blocks_until_the_remote_child_exits_and_pulls(shell: InteractiveShell, address: str,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    shell.run_cell_magic("process", f"--cluster {address} --wait --pull waited --name hw --proc hw",
+                         "import time\ntime.sleep(0.5)\nwaited = 'yes'\n")
+    handle = shell.user_ns["hw"]
+    assert handle.exitcode == 0 and not handle.is_alive()  # no join: --wait returned after the exit
+    assert shell.user_ns["waited"] == "yes"
+    assert "[hw] exited with code 0 (stopped): pulled waited into the notebook" in capsys.readouterr().out
+
+
+def test_wait_with_timeout_terminates_the_remote_child(shell: InteractiveShell, address: str) -> None:
+    began = time.monotonic()
+    shell.run_cell_magic("process", f"--cluster {address} --wait --timeout 1 --proc slow",
+                         "import time\nprint('begun', flush=True)\ntime.sleep(600)\n")
+    handle = shell.user_ns["slow"]
+    assert time.monotonic() - began < 20
+    assert processing.status_word(handle.exitcode) == "stopped[SIGTERM]"
+    assert handle.stop_reason == "terminated after the 1 s timeout (--timeout)"
+    assert support.pid_gone(handle.pid)  # loopback: the worker's machine is this one
+
+
+def test_daemon_is_refused_with_the_reason(shell: InteractiveShell, address: str) -> None:
+    before = len(ipyprocessing.processes())
+    with pytest.raises(UsageError, match="always daemonic on its worker"):
+        shell.run_cell_magic("process", f"--cluster {address} --daemon", "print('never')\n")
+    assert len(ipyprocessing.processes()) == before
