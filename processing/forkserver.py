@@ -6,14 +6,28 @@ kernel is. The client (one server per client process) talks to it over a
 private socketpair: each request is a fixed-size header plus descriptors
 passed with SCM_RIGHTS (exit-status pipe, control channel, fds 1 and 2).
 
-While nothing else is going on, the server forks children ahead of time
-that wait for a request, so a start costs a hand-over, not a fork (when
-requests come back to back, it forks on demand instead: a fork racing a
-starting child for the CPUs slows both). For each child the server writes
+The server forks children ahead of time that wait for a request, so that a
+start costs a hand-over, not a fork. When it is at rest, it does so once it
+has been quiet for a moment (a fork racing a starting child for the CPUs slows
+both), and a spare that still has no request after that moment rehearses the
+start-up work (:func:`~processing.bootstrap.rehearse`) so that the real one
+costs fewer page faults. When requests come back to back, it forks one spare
+right after each hand-over, while the child it handed over runs on another
+CPU, unless more requests are already waiting: those it serves by forking on
+demand, since every CPU is busy anyway. For each child the server writes
 its pid (8 bytes) and, once it has reaped it, its exit code (4 bytes) to the
 status pipe; the client's end of that pipe is the child's sentinel. When the
 client goes away (EOF) the server terminates the children that were not
 started detached, so nothing outlives a dead kernel.
+
+Every child pays, right after the fork, for the after-fork hooks that imported
+modules registered: Python code whose first run in a fresh copy-on-write
+address space costs a page fault (~2 us) for nearly every page it touches.
+threading's and logging's hooks (~170 faults, ~0.3 ms a child) only reset locks
+that another thread might have held at the fork; the server forks from its only
+thread, holding none, so it imports its own modules with those hooks held back
+(see :func:`server_call`) and registers them only if a preloaded module started
+a thread. The other hooks (random's reseed among them) are kept.
 """
 
 from __future__ import annotations
@@ -27,9 +41,13 @@ import signal
 import socket
 import struct
 import sys
+import threading
 import time
+from collections.abc import Callable
 
-__all__ = ["EXIT", "PID", "REQUEST", "main"]
+from ._fd import wait_readable
+
+__all__ = ["EXIT", "PID", "REQUEST", "main", "server_call"]
 
 REQUEST = struct.Struct("<??q")  # detached, new process group, the client's process group
 PID = struct.Struct("<q")
@@ -38,17 +56,50 @@ _FDS_PER_REQUEST = 4
 _SHUTDOWN_GRACE = 2.0
 _IDLE_CHILDREN = 2
 _QUIET = 0.002
+_BACK_TO_BACK = 0.005  # requests closer than this keep a spare forked at every hand-over
 
 
-def main(client_fd: int, preload: list[str]) -> None:
-    """Serve fork requests until the client closes its end."""
+_OWN_PRELOAD = ("processing.bootstrap", "processing.serialization", "cloudpickle")
+_LOCK_RESETS = frozenset({"threading", "logging"})
+_Hooks = dict[str, Callable[[], object]]  # keyword arguments of one os.register_at_fork call
+
+#: The first statement the server's interpreter runs, before anything imports
+#: threading or logging: it holds back the after-fork hooks registered meanwhile.
+_HOLD_FORK_HOOKS = (
+    "import os; held = []; register = os.register_at_fork; "
+    "os.register_at_fork = lambda **hooks: held.append(hooks)"
+)
+
+
+def server_call(client_fd: int, preload: list[str]) -> str:
+    """The code a fresh interpreter runs to become the fork server for the client on ``client_fd``."""
+    return (
+        f"{_HOLD_FORK_HOOKS}; from processing.forkserver import main; "
+        f"main({client_fd}, {preload!r}, register, held)"
+    )
+
+
+def main(
+    client_fd: int, preload: list[str], register_at_fork: Callable[..., None], held_hooks: list[_Hooks]
+) -> None:
+    """Serve fork requests until the client closes its end.
+
+    ``register_at_fork`` is the real ``os.register_at_fork`` and ``held_hooks``
+    what modules registered while :func:`server_call` held it back.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _stdin_to_devnull()
+    try:
+        for name in _OWN_PRELOAD:
+            importlib.import_module(name)
+    finally:
+        os.register_at_fork = register_at_fork
     for name in preload:
         try:
             importlib.import_module(name)
         except ImportError:
             pass
+    _register_held_hooks(register_at_fork, held_hooks, single_threaded=threading.active_count() == 1)
     gc.freeze()  # objects made so far are shared, not copied, by every child
     client = socket.socket(fileno=client_fd)
     wake_r, wake_w = os.pipe()
@@ -62,12 +113,12 @@ def main(client_fd: int, preload: list[str]) -> None:
     selector = selectors.DefaultSelector()
     selector.register(client, selectors.EVENT_READ)
     selector.register(wake_r, selectors.EVENT_READ)
+    last_request = 0.0
     while True:
-        # Replenish the idle children only once the server has been quiet for a
-        # moment: a fork racing a starting child for the CPUs slows both.
         events = selector.select(_QUIET if len(idle) < _IDLE_CHILDREN else None)
         if not events:
             idle.append(_fork_idle(children, own_fds))
+        back_to_back = False
         for key, _ in events:
             if key.fileobj is client:
                 message, fds, _flags, _addr = socket.recv_fds(client, REQUEST.size, _FDS_PER_REQUEST)
@@ -77,9 +128,24 @@ def main(client_fd: int, preload: list[str]) -> None:
                     _shut_down(children)
                     return
                 _start_child(idle, message, fds, children, own_fds)
+                now = time.monotonic()
+                back_to_back = now - last_request < _BACK_TO_BACK
+                last_request = now
             else:
                 _drain(wake_r)
                 _reap(children)
+        if back_to_back and not idle and not selector.select(0):
+            idle.append(_fork_idle(children, own_fds))
+
+
+def _register_held_hooks(
+    register_at_fork: Callable[..., None], held: list[_Hooks], *, single_threaded: bool
+) -> None:
+    """Register the held-back hooks, but threading's and logging's lock resets only if there are threads."""
+    for hooks in held:
+        resets_locks = all(getattr(hook, "__module__", None) in _LOCK_RESETS for hook in hooks.values())
+        if not (single_threaded and resets_locks):
+            register_at_fork(**hooks)
 
 
 def _start_child(
@@ -148,7 +214,8 @@ def _fork_child(
 
             if theirs is not None:
                 ours.close()
-                rehearse()
+                if not wait_readable(theirs.fileno(), _QUIET):
+                    rehearse()  # at rest: there is time to take the faults now
                 message, request_fds, _flags, _addr = socket.recv_fds(theirs, REQUEST.size, _FDS_PER_REQUEST)
                 theirs.close()
                 if not message:

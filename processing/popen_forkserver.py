@@ -8,7 +8,7 @@ import threading
 
 from . import _fd
 from .channel import send_payload
-from .forkserver import EXIT, PID, REQUEST
+from .forkserver import EXIT, PID, REQUEST, server_call
 from .popen import Popen, child_options
 from .popen_spawn import spawn_interpreter, start_payload
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ForkserverPopen", "setForkserverPreload", "set_forkserver_preload"]
 
-_preload = ["processing.bootstrap", "processing.serialization", "cloudpickle"]
+_preload: list[str] = []
 
 
 def setForkserverPreload(module_names: list[str]) -> None:
@@ -31,7 +31,7 @@ def setForkserverPreload(module_names: list[str]) -> None:
     """
     if not isinstance(module_names, (list, tuple)) or not all(isinstance(m, str) for m in module_names):
         raise TypeError("setForkserverPreload() takes a list of module names, e.g. ['numpy']")
-    _preload[3:] = list(module_names)
+    _preload[:] = list(module_names)
 
 
 set_forkserver_preload = setForkserverPreload
@@ -42,7 +42,7 @@ class _Server:
 
     def __init__(self) -> None:
         ours, theirs = socket.socketpair()
-        call = f"from processing.forkserver import main; main({theirs.fileno()}, {_preload!r})"
+        call = server_call(theirs.fileno(), _preload)
         try:
             # A group of its own: a signal to the client's group (a kernel
             # interrupt, a shutdown) must not kill the server or its idle children.

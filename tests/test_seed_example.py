@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -19,7 +20,8 @@ def test_seed_example_with_python_m_doctest() -> None:
         [sys.executable, "-m", "doctest", "-v", SEED_DOCTEST], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "8 passed and 0 failed." in result.stdout
+    # "8 passed and 0 failed." up to Python 3.12, "8 passed." from 3.13 on.
+    assert re.search(r"^8 passed(?: and 0 failed)?\.$", result.stdout, re.MULTILINE), result.stdout
     assert "Test passed." in result.stdout
 
 

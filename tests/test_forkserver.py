@@ -1,0 +1,148 @@
+"""The fork server's own promises: preloading, and what its speed-ups must not change in a child.
+
+The server forks from its only thread and so holds back threading's and
+logging's after-fork hooks (processing/forkserver.py says why). These tests
+check that a child does not notice: it gets its own random state, can run
+threads and log, and sees only its own thread, even when a preloaded module
+started a thread in the server (then the hooks are registered after all).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+
+import pytest
+from support import run_python
+
+import processing
+from processing import forkserver
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _report() -> None:
+    import logging
+
+    done = []
+    worker = threading.Thread(target=done.append, args=(1,))
+    worker.start()
+    worker.join()
+    logging.getLogger("processing.test").warning("logged from the child")
+    processing.sendToParent(
+        {
+            "random": random.getrandbits(64),
+            "threads": threading.active_count(),
+            "main_is_current": threading.main_thread() is threading.current_thread(),
+            "thread_ran": done == [1],
+        }
+    )
+
+
+def _reports(count: int) -> list[dict[str, object]]:
+    children = [processing.Process(target=_report, method="forkserver") for _ in range(count)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(30)
+    assert [child.exitcode for child in children] == [0] * count
+    return [child.messages[0] for child in children]
+
+
+def test_children_get_their_own_random_state() -> None:
+    """random's after-fork reseed is kept: no two children draw the same numbers."""
+    reports = _reports(6)
+    draws = [report["random"] for report in reports]
+    assert len(set(draws)) == len(draws), draws
+
+
+def test_threads_and_logging_work_in_children_and_exit_is_clean() -> None:
+    for report in _reports(3):
+        assert report["threads"] == 1
+        assert report["main_is_current"] is True
+        assert report["thread_ran"] is True
+
+
+def test_only_the_lock_resets_are_held_back_and_only_in_a_single_threaded_server() -> None:
+    """Real hooks: threading's are dropped when the server has one thread; random's and mixed ones kept."""
+
+    kept: list[dict[str, object]] = []
+    threading_hook = {"after_in_child": threading._after_fork}  # type: ignore[attr-defined]
+    random_hook = {"after_in_child": random._inst.seed}  # type: ignore[attr-defined]
+    mixed = {"before": threading._after_fork, "after_in_child": random._inst.seed}  # type: ignore[attr-defined]
+    held = [threading_hook, random_hook, mixed]
+    forkserver._register_held_hooks(lambda **hooks: kept.append(hooks), held, single_threaded=True)
+    assert kept == [random_hook, mixed]
+    kept.clear()
+    forkserver._register_held_hooks(lambda **hooks: kept.append(hooks), held, single_threaded=False)
+    assert kept == held
+
+
+def test_preloaded_modules_are_imported_once_by_the_server(tmp_path) -> None:
+    (tmp_path / "preloaded_marker.py").write_text("import os\nIMPORTED_IN = os.getpid()\n")
+    result = run_python(
+        """
+        import json, os, processing
+        def where():
+            import preloaded_marker
+            processing.sendToParent([preloaded_marker.IMPORTED_IN, os.getpid(), os.getppid()])
+        processing.setForkserverPreload(["preloaded_marker"])
+        children = [processing.Process(target=where) for _ in range(2)]
+        for c in children: c.start()
+        for c in children: c.join()
+        print(json.dumps([c.messages[0] for c in children]))
+        """,
+        env={"PYTHONPATH": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    (first, child1, server1), (second, child2, server2) = json.loads(result.stdout)
+    assert first == second == server1 == server2  # imported in the server, not in each child
+    assert child1 != first and child2 != first
+
+
+def test_a_preload_that_starts_a_thread_gets_the_hooks_back(tmp_path) -> None:
+    """Then threading's hook must run: without it a child would list the server's thread as its own."""
+    (tmp_path / "starts_a_thread.py").write_text(
+        "import threading\n"
+        "threading.Thread(target=threading.Event().wait, name='preloaded', daemon=True).start()\n"
+    )
+    result = run_python(
+        """
+        import processing, threading
+        def count():
+            processing.sendToParent(sorted(t.name for t in threading.enumerate()))
+        processing.setForkserverPreload(["starts_a_thread"])
+        p = processing.Process(target=count)
+        p.start(); p.join()
+        print(p.exitcode, p.messages[0])
+        """,
+        env={"PYTHONPATH": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0", "['MainThread']"]
+
+
+def test_preload_takes_a_list_of_names() -> None:
+    with pytest.raises(TypeError, match=r"list of module names"):
+        processing.setForkserverPreload("numpy")  # type: ignore[arg-type]
+
+
+def test_back_to_back_and_concurrent_starts_all_run() -> None:
+    """Spares forked at hand-over and forks on demand mix; every child runs once with its own pid."""
+    pids = []
+    for _ in range(20):
+        p = processing.Process(target=os.getpid, method="forkserver")
+        p.start()
+        p.join(30)
+        assert p.exitcode == 0
+        pids.append(p.pid)
+    many = [processing.Process(target=os.getpid, method="forkserver") for _ in range(40)]
+    for p in many:
+        p.start()
+    for p in many:
+        p.join(30)
+    assert [p.exitcode for p in many] == [0] * 40
+    pids += [p.pid for p in many]
+    assert len(set(pids)) == len(pids)
