@@ -4,7 +4,7 @@ Forking it costs the same whatever the client's heap holds, it never runs the
 client's ``__main__`` again, and it is not multi-threaded the way a Jupyter
 kernel is. The client (one server per client process) talks to it over a
 private socketpair: each request is a fixed-size header plus descriptors
-passed with SCM_RIGHTS (exit-status pipe, control channel, fds 1 and 2).
+passed with SCM_RIGHTS (exit-status pipe, pid pipe, control channel, fds 1 and 2).
 
 The server forks children ahead of time that wait for a request, so that a
 start costs a hand-over, not a fork. When it is at rest, it does so once it
@@ -15,8 +15,9 @@ costs fewer page faults. When requests come back to back, it forks one spare
 right after each hand-over, while the child it handed over runs on another
 CPU, unless more requests are already waiting: those it serves by forking on
 demand, since every CPU is busy anyway. For each child the server writes
-its pid (8 bytes) and, once it has reaped it, its exit code (4 bytes) to the
-status pipe; the client's end of that pipe is the child's sentinel. When the
+its pid (8 bytes) to the pid pipe and, once it has reaped it, its exit code
+(4 bytes) to the status pipe; the client's end of that pipe is the child's
+sentinel, readable only once the child is gone. When the
 client goes away (EOF) the server terminates the children that were not
 started detached, so nothing outlives a dead kernel.
 
@@ -52,7 +53,7 @@ __all__ = ["EXIT", "PID", "REQUEST", "main", "server_call"]
 REQUEST = struct.Struct("<??q")  # detached, new process group, the client's process group
 PID = struct.Struct("<q")
 EXIT = struct.Struct("<i")
-_FDS_PER_REQUEST = 4
+_FDS_PER_REQUEST = 5
 _SHUTDOWN_GRACE = 2.0
 _IDLE_CHILDREN = 2
 _QUIET = 0.002
@@ -176,13 +177,13 @@ def _start_child(
                 os.setpgid(pid, pid if new_group else client_group)
             except OSError:
                 pass  # the child did it first
-    status_w = fds[0]
+    status_w, pid_w, *child_ends = fds
     try:
-        os.write(status_w, PID.pack(pid))
+        os.write(pid_w, PID.pack(pid))
     except OSError:
         pass  # the client has gone
     children[pid] = (status_w, detached)
-    for fd in fds[1:]:
+    for fd in (pid_w, *child_ends):
         os.close(fd)
 
 
@@ -222,8 +223,9 @@ def _fork_child(
                     os._exit(0)  # the server is shutting down
             detached, new_group, client_group = REQUEST.unpack(message)
             enter_group(detached=detached, new_group=new_group, pgid=client_group)
-            status_w, channel_fd, out_fd, err_fd = request_fds
+            status_w, pid_w, channel_fd, out_fd, err_fd = request_fds
             os.close(status_w)
+            os.close(pid_w)
             spawn_main(channel_fd, out_fd, err_fd)
         finally:
             os._exit(exitcode)

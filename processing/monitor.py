@@ -221,7 +221,7 @@ class _State:
     def _on_exit(self, process: Any) -> None:
         popen = process._popen
         if popen.poll() is None:
-            return  # readable for another reason (a fork server's pid reply): not gone yet
+            return  # not reapable yet: there is nothing to report
         self._forget(popen.sentinel)
         try:
             for stream, fd in popen.output_fds():

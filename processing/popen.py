@@ -74,7 +74,10 @@ def child_options(process: Any, channel: ParentChannel, *, guard_parent: bool) -
 
 
 class Popen:
-    """A started child. Subclasses set ``pid`` and ``sentinel`` in ``_launch``."""
+    """A started child. Subclasses set ``pid`` and ``sentinel`` in ``_launch``.
+
+    ``sentinel`` is a descriptor that becomes readable when the child exits, and not before.
+    """
 
     method = ""
 
@@ -100,10 +103,6 @@ class Popen:
     @property
     def pid(self) -> int | None:
         return self._pid
-
-    def exit_sentinel(self) -> int:
-        """A descriptor that becomes readable when the child exits, and not before."""
-        return self.sentinel
 
     def _output_pipes(self, process: Any) -> tuple[int | None, int | None]:
         """Pipes for the child's fds 1 and 2 when output is captured; returns the child's ends."""

@@ -96,8 +96,10 @@ class ForkserverPopen(Popen):
         payload = start_payload(process, self.method, options)
         out_w, err_w = self._output_pipes(process)
         status_r, status_w = os.pipe()
+        pid_r, pid_w = os.pipe()
         child_fds = [
             status_w,
+            pid_w,
             self._child_sock.fileno(),
             1 if out_w is None else out_w,
             2 if err_w is None else err_w,
@@ -111,13 +113,16 @@ class ForkserverPopen(Popen):
             except OSError:
                 server = self._restart(server)
                 server.request(header, child_fds)
+        except BaseException:
+            _fd.close_all(status_r, pid_r)
+            raise
         finally:
             self._child_sock.close()
-            _fd.close_all(status_w, out_w, err_w)
+            _fd.close_all(status_w, pid_w, out_w, err_w)
         self.sentinel = status_r
         self._server = server
         self._pid_lock = threading.Lock()
-        self._pid_read = False
+        self._pid_pipe = pid_r
         try:
             send_payload(self.channel.sock, payload)
         except OSError:
@@ -127,9 +132,10 @@ class ForkserverPopen(Popen):
     def pid(self) -> int | None:
         """Read from the server on first use, so that many starts can be in flight at once."""
         with self._pid_lock:
-            if not self._pid_read:
-                self._pid_read = True
-                reply = _read_exact(self.sentinel, PID.size)
+            if self._pid_pipe >= 0:
+                reply = _read_exact(self._pid_pipe, PID.size)
+                _fd.close_all(self._pid_pipe)
+                self._pid_pipe = -1
                 if len(reply) == PID.size:
                     (self._pid,) = PID.unpack(reply)
                 else:
@@ -137,14 +143,11 @@ class ForkserverPopen(Popen):
                     self._restart(self._server)
             return self._pid
 
-    def exit_sentinel(self) -> int:
-        # The status pipe is readable once for the pid, then for the exit status.
-        self.pid  # noqa: B018 - consume the pid first
-        return self.sentinel
-
-    def wait(self, timeout: float | None = None) -> int | None:
-        self.exit_sentinel()
-        return super().wait(timeout)
+    def release_in_child(self) -> None:
+        # No lock: in a forked child, another thread of the parent may have held it.
+        _fd.close_all(self._pid_pipe)
+        self._pid_pipe = -1
+        super().release_in_child()
 
     @staticmethod
     def _restart(server: _Server) -> _Server:

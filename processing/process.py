@@ -269,7 +269,7 @@ class Process(Pep8Aliases):
         self._check_open()
         if self._popen is None:
             raise ValueError(f"{self._name} has not been started, so it has no sentinel yet")
-        return self._popen.exit_sentinel()
+        return self._popen.sentinel
 
     def __repr__(self) -> str:
         return "<%s(%s, %s%s)>" % (
