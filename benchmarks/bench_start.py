@@ -24,7 +24,7 @@ import time
 import processing
 
 #: Rest before each latency sample: a notebook starts a process now and then, and at
-#: rest the fork server has a warm child ready. Back-to-back figures are printed too.
+#: rest the fork server has a warm, rehearsed child ready. Back-to-back figures are printed too.
 REST = 0.01
 MAIN_RUNS = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".main_runs")
 
@@ -150,8 +150,8 @@ def main() -> None:
             )
     ballast.clear()
 
-    print(f"\nback to back (no rest between starts; on {os.cpu_count()} CPUs the fork server then forks")
-    print("on demand instead of handing over a warm child), median of", runs)
+    print("\nback to back (no rest between starts: the fork server hands over a spare it forked while")
+    print("the previous child ran, so the spare has had no time to rehearse), median of", runs)
     base = median_ms(raw_fork, runs)
     row("raw os.fork + waitpid", base, base)
     row("processing forkserver", median_ms(processing_start("forkserver"), runs), base)
