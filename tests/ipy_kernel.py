@@ -12,7 +12,7 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from jupyter_client import KernelManager
@@ -141,21 +141,23 @@ class Kernel:
 
     def note(self, note_id: str, containing: str) -> str:
         """Wait until the note widget ``note_id`` says something containing ``containing``; return it."""
-        def match(m: Message) -> bool:
-            if m["content"].get("comm_id") != note_id:
-                return False
-            return containing in m["content"]["data"].get("state", {}).get("value", "")
-        return self.wait_for(match)["content"]["data"]["state"]["value"]
+        return self.wait_value(note_id, containing)["content"]["data"]["state"]["value"]
+
+    def wait_value(self, comm_id: str, containing: str, timeout: float = 60) -> Message:
+        """The first message (a comm_open or an update) giving widget ``comm_id`` a value containing
+        ``containing``."""
+        return self.wait_for(lambda m: containing in widget_state(m, comm_id).get("value", ""), timeout)
+
+    def latest(self, comm_id: str, key: str) -> Any:
+        """The last value of ``key`` sent so far for widget ``comm_id`` (KeyError if none was)."""
+        sent = [state[key] for m in self.messages() if key in (state := widget_state(m, comm_id))]
+        if not sent:
+            raise KeyError(f"widget {comm_id} was never sent {key!r}")
+        return sent[-1]
 
     def wait_state(self, comm_id: str, key: str, value: Any, timeout: float = 60) -> Message:
         """Wait until widget ``comm_id`` is sent ``key = value`` (in a comm_open or an update)."""
-        def match(m: Message) -> bool:
-            content = m["content"]
-            if content.get("comm_id") != comm_id:
-                return False
-            state = content.get("data", {}).get("state", {})
-            return state.get(key, object()) == value
-        return self.wait_for(match, timeout)
+        return self.wait_for(lambda m: widget_state(m, comm_id).get(key, object()) == value, timeout)
 
     def display_texts(self, msg_id: str) -> list[str]:
         """The texts the child's output display of cell ``msg_id`` showed, in order."""
@@ -171,6 +173,14 @@ class Kernel:
             with self._condition:
                 self._iopub.append(message)
                 self._condition.notify_all()
+
+
+def widget_state(message: Message, comm_id: str) -> dict[str, Any]:
+    """The state ``message`` (a comm_open or an update) sends to widget ``comm_id``; {} for any other."""
+    content = message["content"]
+    if content.get("comm_id") != comm_id:
+        return {}
+    return content.get("data", {}).get("state", {})
 
 
 def parent_of(message: Message) -> str | None:
@@ -192,11 +202,14 @@ _STRAYS = """[c.pid for c in __import__('psutil').Process().children()
  if 'processing.forkserver' not in ' '.join(c.cmdline())]"""
 
 
-def children_left(kernel: Kernel) -> list[str]:
+def children_left(kernel: Kernel, expected: Iterable[int] = ()) -> list[str]:
     """What a test left behind: ``%%process`` children still running or unreaped in the kernel
-    (they are then terminated), children of the test process other than the kernel."""
+    (they are then terminated), children of the test process other than the kernel and the
+    ``expected`` pids (a module's long-lived helper, such as a LocalCluster's)."""
+    allowed = set(expected)
     if kernel.closed:
-        return [f"child pid {child.pid} of the test process left" for child in os_children()]
+        return [f"child pid {child.pid} of the test process left" for child in os_children()
+                if child.pid not in allowed]
     problems = []
     running = kernel.eval("[p.name for p in __import__('ipyprocessing').processes() if p.is_alive()]")
     if running:
@@ -208,7 +221,7 @@ def children_left(kernel: Kernel) -> list[str]:
     if strays:
         problems.append(f"children of the kernel left: {strays}")
     kernel_pid = kernel.manager.provisioner.pid
-    others = [child.pid for child in os_children() if child.pid != kernel_pid]
+    others = [child.pid for child in os_children() if child.pid != kernel_pid and child.pid not in allowed]
     if others:
         problems.append(f"children of the test process left: {others}")
     return problems
