@@ -6,20 +6,21 @@
 too). It is built on :mod:`processing` and knows nothing of how a child is
 started: it subscribes to the core's events and output.
 
-Importing this package stays cheap (no IPython, no widgets): spawn and
-forkserver children import it to load the cell they run.
+Importing this package stays cheap (no IPython, no widgets, not even the
+cell handle): spawn and forkserver children, and a ``--cluster`` cell's child
+on a Dask worker, whose fork server has preloaded none of it, import it to
+load the cell they run; ``ipyprocessing.child`` is all the latter needs.
 """
 
 from __future__ import annotations
 
 import atexit
 
-from .handle import CellProcess
-
 TYPE_CHECKING = False  # no typing at run time: spawned children import this package
 if TYPE_CHECKING:
     from typing import Any
 
+    from .handle import CellProcess
     from .registry import Registry
 
 __all__ = ["CellProcess", "ProcessPanel", "load_ipython_extension", "processes"]
@@ -47,9 +48,14 @@ def processes() -> list[CellProcess]:
 
 
 def __getattr__(name: str) -> Any:
-    """``ProcessPanel`` is imported on first use: it needs ipywidgets, which children must not pay for."""
+    """``ProcessPanel`` and ``CellProcess`` are imported on first use: children must not pay for them
+    (ipywidgets; the handle's output log and threading)."""
     if name == "ProcessPanel":
         from .panel import ProcessPanel
 
         return ProcessPanel
+    if name == "CellProcess":
+        from .handle import CellProcess
+
+        return CellProcess
     raise AttributeError(f"module 'ipyprocessing' has no attribute {name!r}")
