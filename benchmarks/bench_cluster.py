@@ -1,22 +1,40 @@
-"""Overhead of a remote process over a plain Dask task, on the same LocalCluster, in one run.
+"""Overhead of a remote process and of a ``%%process --cluster`` cell over a plain Dask task, in one run.
 
-For a no-op, ``RemoteProcess(...).start(); join()`` (a real child process on a
-worker, its exit code relayed back) is timed side by side with
-``client.submit(noop).result()``, alternating the two so that both see the
-same machine load; the figure is the ratio of the medians. Target (issue 6):
-<= 1.5x. Run: ``python benchmarks/bench_cluster.py [--quick]``.
+For a no-op on the same LocalCluster and through the same Client,
+``RemoteProcess(...).start(); join()`` (a real child process on a worker, its
+exit code relayed back) and a ``%%process --cluster-client client --wait``
+cell whose body is ``pass`` (the magic in an in-process IPython shell:
+options, compile, names to send, the text status lines, the child on the
+worker, the wait) are timed side by side with ``client.submit(noop).result()``,
+in turn, so that all see the same machine load, each after a pause longer than
+the Client's 10 ms batching interval, as cells come seconds apart; the figure
+is the ratio of the medians. Target (issue 6): <= 1.5x.
+
+A cell's child imports ``ipyprocessing.child`` (about 1.5 ms in a fresh fork
+server child); the README's recipe has the workers' fork servers preload it,
+and so does this benchmark, unless ``--no-preload``, which shows the cost.
+Run: ``python benchmarks/bench_cluster.py [--quick] [--no-preload]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import statistics
 import time
 
 import distributed
+from IPython.core.interactiveshell import InteractiveShell
 
+import processing
 from processing.remote import RemoteProcess
+
+#: What a ``%%process`` cell's child imports on the worker.
+CELL_MODULE = "ipyprocessing.child"
+#: Seconds between two timed runs: longer than the Client's 10 ms batching interval (see main).
+PAUSE = 0.025
 
 
 def noop() -> None:
@@ -35,20 +53,39 @@ def remote_process(client: distributed.Client, **options: object) -> None:
         raise RuntimeError(f"{process!r} failed: {process.failure}")
 
 
+def process_cell(shell: InteractiveShell) -> None:
+    """A ``%%process --cluster-client client --wait`` no-op cell, as a notebook runs it (its status lines
+    discarded)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        shell.run_cell_magic("process", "--cluster-client client --wait --proc bench_cell", "pass\n")
+    cell = shell.user_ns["bench_cell"]
+    if cell.exitcode != 0:
+        raise RuntimeError(f"{cell!r} failed: {cell.failure or cell.output.decode()}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds, for CI")
-    rounds = 20 if parser.parse_args().quick else 200
+    parser.add_argument("--no-preload", action="store_true",
+                        help="do not have the workers' fork servers preload ipyprocessing.child")
+    options = parser.parse_args()
+    rounds = 20 if options.quick else 200
     with (
         distributed.LocalCluster(
             n_workers=1, processes=True, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
+        if not options.no_preload:  # before any remote child: a fork server reads it when it starts
+            client.run(processing.setForkserverPreload, [CELL_MODULE])
+        shell = InteractiveShell.instance()
+        shell.run_line_magic("load_ext", "ipyprocessing")
+        shell.user_ns["client"] = client  # the same client as the others: same connection, same batching
         contenders = {
             "client.submit(noop).result()": lambda: plain_task(client),
             "RemoteProcess start+join": lambda: remote_process(client),
             "  ... with output= captured": lambda: remote_process(client, output=lambda stream, data: None),
+            "%%process --cluster-client --wait": lambda: process_cell(shell),
         }
         for run in contenders.values():  # warm up: the worker's fork server, imports, connections
             for _ in range(5):
@@ -56,12 +93,17 @@ def main() -> None:
         samples: dict[str, list[float]] = {name: [] for name in contenders}
         for _ in range(rounds):
             for name, run in contenders.items():
-                time.sleep(0.005)  # a notebook starts a process now and then, not back to back
+                # A notebook starts a process now and then, not back to back; and a Client batches its
+                # messages to the scheduler every 10 ms, so a shorter pause would charge whichever
+                # contender follows another with up to 10 ms of waiting for the batch.
+                time.sleep(PAUSE)
                 began = time.perf_counter()
                 run()
                 samples[name].append(time.perf_counter() - began)
     base = statistics.median(samples["client.submit(noop).result()"])
-    print(f"{rounds} rounds, {os.cpu_count()} CPUs, LocalCluster with 1 worker process, 1 thread")
+    preload = "nothing" if options.no_preload else CELL_MODULE
+    print(f"{rounds} rounds, {os.cpu_count()} CPUs, LocalCluster with 1 worker process, 1 thread; "
+          f"the worker's fork server preloads {preload}")
     print(f"{'':32} {'median':>9} {'p90':>9} {'ratio':>6}")
     for name, times in samples.items():
         median = statistics.median(times)
