@@ -3,8 +3,9 @@
 Forking it costs the same whatever the client's heap holds, it never runs the
 client's ``__main__`` again, and it is not multi-threaded the way a Jupyter
 kernel is. The client (one server per client process) talks to it over a
-private socketpair: each request is a fixed-size header plus descriptors
-passed with SCM_RIGHTS (exit-status pipe, pid pipe, control channel, fds 1 and 2).
+private socketpair: each start request is a fixed-size header plus descriptors
+passed with SCM_RIGHTS (exit-status pipe, pid pipe, control channel, fds 1 and 2);
+a preload request is the header and the names of modules to import now.
 
 The server forks children ahead of time that wait for a request, so that a
 start costs a hand-over, not a fork. When it is at rest, it does so once it
@@ -29,6 +30,9 @@ that another thread might have held at the fork; the server forks from its only
 thread, holding none, so it imports its own modules with those hooks held back
 (see :func:`server_call`) and registers them only if a preloaded module started
 a thread. The other hooks (random's reseed among them) are kept.
+
+Modules to preload can be added while the server runs: it imports them before
+it serves the next start, and retires the spares forked without them.
 """
 
 from __future__ import annotations
@@ -48,9 +52,12 @@ from collections.abc import Callable
 
 from ._fd import wait_readable
 
-__all__ = ["EXIT", "PID", "REQUEST", "main", "server_call"]
+__all__ = ["EXIT", "PID", "PRELOAD", "REQUEST", "START", "main", "server_call"]
 
-REQUEST = struct.Struct("<??q")  # detached, new process group, the client's process group
+START, PRELOAD = 0, 1
+#: kind, then for START: detached, new process group, the client's process group;
+#: for PRELOAD: two unused flags and the length of the newline-separated module names that follow.
+REQUEST = struct.Struct("<B??q")
 PID = struct.Struct("<q")
 EXIT = struct.Struct("<i")
 _FDS_PER_REQUEST = 5
@@ -95,13 +102,8 @@ def main(
             importlib.import_module(name)
     finally:
         os.register_at_fork = register_at_fork
-    for name in preload:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            pass
-    _register_held_hooks(register_at_fork, held_hooks, single_threaded=threading.active_count() == 1)
-    gc.freeze()  # objects made so far are shared, not copied, by every child
+    hooks = _HeldHooks(register_at_fork, held_hooks)
+    _import(preload, hooks)
     client = socket.socket(fileno=client_fd)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
@@ -124,10 +126,14 @@ def main(
             if key.fileobj is client:
                 message, fds, _flags, _addr = socket.recv_fds(client, REQUEST.size, _FDS_PER_REQUEST)
                 if not message:
-                    for _pid, sock in idle:
-                        sock.close()
+                    _retire(idle)
                     _shut_down(children)
                     return
+                kind, _, _, value = REQUEST.unpack(message)
+                if kind == PRELOAD:
+                    _import(_recv_exact(client, value).decode().split("\n"), hooks)
+                    _retire(idle)  # forked without them
+                    continue
                 _start_child(idle, message, fds, children, own_fds)
                 now = time.monotonic()
                 back_to_back = now - last_request < _BACK_TO_BACK
@@ -139,14 +145,55 @@ def main(
             idle.append(_fork_idle(children, own_fds))
 
 
-def _register_held_hooks(
-    register_at_fork: Callable[..., None], held: list[_Hooks], *, single_threaded: bool
-) -> None:
-    """Register the held-back hooks, but threading's and logging's lock resets only if there are threads."""
-    for hooks in held:
-        resets_locks = all(getattr(hook, "__module__", None) in _LOCK_RESETS for hook in hooks.values())
-        if not (single_threaded and resets_locks):
-            register_at_fork(**hooks)
+class _HeldHooks:
+    """The after-fork hooks held back while the server imported its own modules, until they are needed."""
+
+    def __init__(self, register_at_fork: Callable[..., None], held: list[_Hooks]) -> None:
+        self._register_at_fork = register_at_fork
+        self._held = list(held)
+
+    def settle(self, *, single_threaded: bool) -> None:
+        """Register what is needed: threading's and logging's lock resets only once there are threads."""
+        still_held = []
+        for hooks in self._held:
+            resets_locks = all(getattr(hook, "__module__", None) in _LOCK_RESETS for hook in hooks.values())
+            if single_threaded and resets_locks:
+                still_held.append(hooks)
+            else:
+                self._register_at_fork(**hooks)
+        self._held = still_held
+
+
+def _import(names: list[str], hooks: _HeldHooks) -> None:
+    """Import preloaded modules, then make the heap shareable.
+
+    A module that fails to import is skipped: a child that needs it imports it
+    itself, and so reports the error where it can be seen.
+    """
+    for name in filter(None, names):
+        try:
+            importlib.import_module(name)
+        except Exception:
+            pass
+    hooks.settle(single_threaded=threading.active_count() == 1)
+    gc.freeze()  # objects made so far are shared, not copied, by every child
+
+
+def _retire(idle: collections.deque[tuple[int, socket.socket]]) -> None:
+    """Let the idle children go: each exits when its socket closes, and is reaped like any child."""
+    for _pid, sock in idle:
+        sock.close()
+    idle.clear()
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def _start_child(
@@ -157,7 +204,7 @@ def _start_child(
     own_fds: tuple[int, ...],
 ) -> None:
     """Serve a request with an idle child (or a fresh fork), tell the client its pid, keep its status pipe."""
-    detached, new_group, client_group = REQUEST.unpack(message)
+    _, detached, new_group, client_group = REQUEST.unpack(message)
     while idle:
         pid, sock = idle.popleft()
         try:
@@ -221,7 +268,7 @@ def _fork_child(
                 theirs.close()
                 if not message:
                     os._exit(0)  # the server is shutting down
-            detached, new_group, client_group = REQUEST.unpack(message)
+            _, detached, new_group, client_group = REQUEST.unpack(message)
             enter_group(detached=detached, new_group=new_group, pgid=client_group)
             status_w, pid_w, channel_fd, out_fd, err_fd = request_fds
             os.close(status_w)

@@ -8,7 +8,7 @@ import threading
 
 from . import _fd
 from .channel import send_payload
-from .forkserver import EXIT, PID, REQUEST, server_call
+from .forkserver import EXIT, PID, PRELOAD, REQUEST, START, server_call
 from .popen import Popen, child_options
 from .popen_spawn import spawn_interpreter, start_payload
 
@@ -16,7 +16,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["ForkserverPopen", "setForkserverPreload", "set_forkserver_preload"]
+__all__ = ["ForkserverPopen", "preload_also", "setForkserverPreload", "set_forkserver_preload"]
 
 _preload: list[str] = []
 
@@ -24,7 +24,10 @@ _preload: list[str] = []
 def setForkserverPreload(module_names: list[str]) -> None:
     """Modules the fork server imports once, so its children start with them loaded.
 
-    Takes effect when the server next starts (the first forkserver child).
+    Takes effect at once: a server already running imports them before it
+    serves the next start, and one started later imports them first thing.
+    A name that cannot be imported is skipped, as by the standard library's
+    ``set_forkserver_preload``.
 
     Raises:
         TypeError: not a list of module names.
@@ -32,6 +35,19 @@ def setForkserverPreload(module_names: list[str]) -> None:
     if not isinstance(module_names, (list, tuple)) or not all(isinstance(m, str) for m in module_names):
         raise TypeError("setForkserverPreload() takes a list of module names, e.g. ['numpy']")
     _preload[:] = list(module_names)
+    server = _server
+    if server is not None and server.owner == os.getpid():
+        try:
+            server.preload(_preload)
+        except OSError:
+            pass  # the server has died: its successor imports them when it starts
+
+
+def preload_also(module_names: list[str]) -> None:
+    """Add to the fork server's preload list, keeping what is there (see :func:`setForkserverPreload`)."""
+    missing = [name for name in module_names if name not in _preload]
+    if missing:
+        setForkserverPreload(_preload + missing)
 
 
 set_forkserver_preload = setForkserverPreload
@@ -56,6 +72,11 @@ class _Server:
     def request(self, header: bytes, fds: list[int]) -> None:
         with self.lock:
             socket.send_fds(self.sock, [header], fds)
+
+    def preload(self, module_names: list[str]) -> None:
+        names = "\n".join(module_names).encode()
+        with self.lock:
+            self.sock.sendall(REQUEST.pack(PRELOAD, False, False, len(names)) + names)
 
     def discard(self) -> None:
         self.sock.close()
@@ -105,7 +126,7 @@ class ForkserverPopen(Popen):
             2 if err_w is None else err_w,
         ]
         # Children join the client's group (as forked ones would) unless asked otherwise.
-        header = REQUEST.pack(options["detached"], options["new_process_group"], os.getpgrp())
+        header = REQUEST.pack(START, options["detached"], options["new_process_group"], os.getpgrp())
         server = _get_server()
         try:
             try:

@@ -72,12 +72,13 @@ def test_only_the_lock_resets_are_held_back_and_only_in_a_single_threaded_server
     threading_hook = {"after_in_child": threading._after_fork}  # type: ignore[attr-defined]
     random_hook = {"after_in_child": random._inst.seed}  # type: ignore[attr-defined]
     mixed = {"before": threading._after_fork, "after_in_child": random._inst.seed}  # type: ignore[attr-defined]
-    held = [threading_hook, random_hook, mixed]
-    forkserver._register_held_hooks(lambda **hooks: kept.append(hooks), held, single_threaded=True)
+    held = forkserver._HeldHooks(lambda **hooks: kept.append(hooks), [threading_hook, random_hook, mixed])
+    held.settle(single_threaded=True)
     assert kept == [random_hook, mixed]
-    kept.clear()
-    forkserver._register_held_hooks(lambda **hooks: kept.append(hooks), held, single_threaded=False)
-    assert kept == held
+    held.settle(single_threaded=True)
+    assert kept == [random_hook, mixed]  # nothing twice
+    held.settle(single_threaded=False)  # a module imported later started a thread
+    assert kept == [random_hook, mixed, threading_hook]
 
 
 def test_preloaded_modules_are_imported_once_by_the_server(tmp_path) -> None:
@@ -122,6 +123,51 @@ def test_a_preload_that_starts_a_thread_gets_the_hooks_back(tmp_path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["0", "['MainThread']"]
+
+
+def test_preload_set_while_the_server_runs_takes_effect_at_once(tmp_path) -> None:
+    """The running server imports the module before the next start, and no spare forked before serves it.
+
+    Names that fail to import (missing, or raising) are skipped and the server lives on.
+    """
+    (tmp_path / "late_marker.py").write_text("import os\nIMPORTED_IN = os.getpid()\n")
+    (tmp_path / "broken_at_import.py").write_text("raise RuntimeError('broken on purpose')\n")
+    result = run_python(
+        """
+        import json, os, sys, time, processing
+        def where():
+            imported = "late_marker" in sys.modules
+            import late_marker
+            processing.sendToParent([imported, late_marker.IMPORTED_IN, os.getppid()])
+        def run():
+            p = processing.Process(target=where); p.start(); p.join(); return p.messages[0]
+        before = run()
+        time.sleep(0.1)  # the server forks and rehearses its spares meanwhile
+        processing.setForkserverPreload(["no_such_module_anywhere", "broken_at_import", "late_marker"])
+        after = [run(), run()]
+        processing.setForkserverPreload(["late_marker"])  # again: nothing changes
+        print(json.dumps([before, *after, run()]))
+        """,
+        env={"PYTHONPATH": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    before, *after = json.loads(result.stdout)
+    assert before[0] is False and before[1] != before[2]  # imported by the child itself
+    for imported, imported_in, server in after:
+        assert imported is True and imported_in == server  # imported once, by the server
+
+
+def test_preload_also_keeps_what_is_there() -> None:
+    from processing import popen_forkserver
+
+    saved = list(popen_forkserver._preload)
+    try:
+        processing.setForkserverPreload(["json"])
+        popen_forkserver.preload_also(["json", "decimal"])
+        assert popen_forkserver._preload == ["json", "decimal"]
+        assert _reports(1)[0]["threads"] == 1  # the running server took the request and still serves
+    finally:
+        processing.setForkserverPreload(saved)
 
 
 def test_preload_takes_a_list_of_names() -> None:
