@@ -10,10 +10,10 @@ in turn, so that all see the same machine load, each after a pause longer than
 the Client's 10 ms batching interval, as cells come seconds apart; the figure
 is the ratio of the medians. Target (issue 6): <= 1.5x.
 
-A cell's child imports ``ipyprocessing.child`` (about 1.5 ms in a fresh fork
-server child); the README's recipe has the workers' fork servers preload it,
-and so does this benchmark, unless ``--no-preload``, which shows the cost.
-Run: ``python benchmarks/bench_cluster.py [--quick] [--no-preload]``.
+A cell's child needs ``ipyprocessing.child``; the cell asks the worker's fork
+server to preload it (``RemoteProcess(preload=...)``), so only a worker's first
+cell pays the import, and the warm-up takes that. Run:
+``python benchmarks/bench_cluster.py [--quick]``.
 """
 
 from __future__ import annotations
@@ -28,11 +28,8 @@ import time
 import distributed
 from IPython.core.interactiveshell import InteractiveShell
 
-import processing
 from processing.remote import RemoteProcess
 
-#: What a ``%%process`` cell's child imports on the worker.
-CELL_MODULE = "ipyprocessing.child"
 #: Seconds between two timed runs: longer than the Client's 10 ms batching interval (see main).
 PAUSE = 0.025
 
@@ -66,8 +63,6 @@ def process_cell(shell: InteractiveShell) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds, for CI")
-    parser.add_argument("--no-preload", action="store_true",
-                        help="do not have the workers' fork servers preload ipyprocessing.child")
     options = parser.parse_args()
     rounds = 20 if options.quick else 200
     with (
@@ -76,8 +71,6 @@ def main() -> None:
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
-        if not options.no_preload:  # before any remote child: a fork server reads it when it starts
-            client.run(processing.setForkserverPreload, [CELL_MODULE])
         shell = InteractiveShell.instance()
         shell.run_line_magic("load_ext", "ipyprocessing")
         shell.user_ns["client"] = client  # the same client as the others: same connection, same batching
@@ -101,9 +94,7 @@ def main() -> None:
                 run()
                 samples[name].append(time.perf_counter() - began)
     base = statistics.median(samples["client.submit(noop).result()"])
-    preload = "nothing" if options.no_preload else CELL_MODULE
-    print(f"{rounds} rounds, {os.cpu_count()} CPUs, LocalCluster with 1 worker process, 1 thread; "
-          f"the worker's fork server preloads {preload}")
+    print(f"{rounds} rounds, {os.cpu_count()} CPUs, LocalCluster with 1 worker process, 1 thread")
     print(f"{'':32} {'median':>9} {'p90':>9} {'ratio':>6}")
     for name, times in samples.items():
         median = statistics.median(times)

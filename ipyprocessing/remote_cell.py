@@ -35,7 +35,14 @@ class RemoteCellProcess(CellHandle, RemoteProcess):
         method: str | None = None,
     ) -> None:
         self._init_cell(target, user_ns)
-        super().__init__(target=target, name=name, cluster=cluster, method=method, output=self._deliver)
+        super().__init__(
+            target=target,
+            name=name,
+            cluster=cluster,
+            method=method,
+            output=self._deliver,
+            preload=[type(target).__module__],  # a worker's later cells skip importing it
+        )
 
     def finish(self, exitcode: int | None) -> None:
         """As for a local cell; a lost process (no exit code) says why instead."""

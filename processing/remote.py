@@ -73,6 +73,10 @@ class RemoteProcess(Pep8Aliases):
     - ``listen_host``: the address of this machine that the workers can reach
       (default: the one this machine uses to reach the scheduler).
     - ``connect_timeout``: seconds to wait for the scheduler in ``start()``.
+    - ``preload``: modules the worker's fork server should import once and keep,
+      because targets like this one need them (added to what it preloads
+      already, see :func:`processing.setForkserverPreload`): the first such
+      child on a worker pays the import, the later ones do not.
 
     States: ``initial``, ``pending`` (submitted, waiting for a worker),
     ``running``, ``stopped`` (exit code known), ``lost`` (ended without an exit
@@ -96,6 +100,7 @@ class RemoteProcess(Pep8Aliases):
         workers: str | list[str] | None = None,
         listen_host: str | None = None,
         connect_timeout: float = 5.0,
+        preload: Iterable[str] = (),
     ) -> None:
         self._target = target
         self._args = tuple(args)
@@ -107,6 +112,7 @@ class RemoteProcess(Pep8Aliases):
         self._workers = workers
         self._listen_host = listen_host
         self._connect_timeout = connect_timeout
+        self._preload = list(preload)
         self._authkey = currentProcess().authkey
         self._creator_pid = os.getpid()
         self._state = "initial"
@@ -316,7 +322,12 @@ class RemoteProcess(Pep8Aliases):
         )
 
     def _options(self) -> dict[str, Any]:
-        return {"name": self._name, "method": self._method, "capture": self._output is not None}
+        return {
+            "name": self._name,
+            "method": self._method,
+            "capture": self._output is not None,
+            "preload": self._preload,
+        }
 
     def _relay(self, listener: Listener, payload: bytes) -> None:
         """The relay thread: wait for the worker, hand it the payload, then deliver what it sends."""

@@ -37,6 +37,7 @@ from . import serialization
 from .connection import Client, Connection
 from .errors import ProcessError
 from .monitor import subscribe
+from .popen_forkserver import preload_also
 from .process import Process
 from .remote_child import run_target
 
@@ -120,6 +121,9 @@ def serve(address: tuple[str, int], key: bytes) -> int | None:
 
 
 def _child(wire: Wire, payload: bytes, options: dict[str, Any]) -> Process:
+    if options["preload"]:
+        preload_also(options["preload"])
+
     def relay_output(stream: str, data: bytes) -> None:
         try:
             wire.send(("output", stream, data))

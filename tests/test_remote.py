@@ -188,6 +188,25 @@ def test_sendtoparent_values_and_events_come_back(cluster: Cluster, events: Even
     assert events.of(p)[-1] == ("exited", 0)
 
 
+def test_preload_makes_the_workers_fork_server_keep_a_module(cluster: Cluster) -> None:
+    """With ``preload=``, the module is in the child before its target runs, imported by the fork server."""
+
+    def loaded() -> None:
+        processing.sendToParent("colorsys" in sys.modules)
+
+    def run(**options: object) -> object:
+        p = RemoteProcess(target=loaded, cluster=cluster.address, workers=worker, **options)
+        p.start()
+        p.join(30)
+        assert p.exitcode == 0, p.failure
+        return p.messages[0]
+
+    worker = sorted(cluster.client.scheduler_info()["workers"])[0]
+    assert run() is False  # nothing imported it yet
+    assert run(preload=["colorsys"]) is True
+    assert run() is True  # it stays, for any later child on that worker
+
+
 def test_a_closure_and_a_lambda_travel_by_value(cluster: Cluster, output: Output) -> None:
     secret = "made in the notebook"
     shout = lambda text: text.upper()  # noqa: E731 - a lambda is the point
