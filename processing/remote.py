@@ -10,14 +10,16 @@ behave as for a local child.
 How it works: ``start()`` opens a listener here, and submits one Dask task
 (:func:`processing.remote_worker.serve`) that connects back to it, receives
 the pickled target, starts a :class:`processing.Process` on its worker and
-relays it. The connection is authenticated both ways with HMAC. The process's
-auth key itself never leaves this process: each start derives a one-time key
-from it (HMAC-SHA256 over a fresh nonce) and only that key travels in the Dask
-task, and the listener accepts one connection. Dask cannot stop a running
-task; ``terminate()`` travels over that connection and the worker signals
-the child. If the worker dies, the connection ends and the handle becomes
-``lost`` at once (keep-alive probing catches a vanished machine within
-about 11 s).
+relays it. Every message on that connection is signed with HMAC, and each
+side checks the other's proof of the key before it trusts a byte (see
+:class:`processing.remote_worker.Wire`: one round trip, fresh nonces from both
+sides). The process's auth key itself never leaves this process: each start
+derives a one-time key from it (HMAC-SHA256 over a fresh nonce) and only that
+key, with a fresh challenge, travels in the Dask task, and the listener
+accepts one connection. Dask cannot stop a running task; ``terminate()``
+travels over that connection and the worker signals the child. If the
+worker dies, the connection ends and the handle becomes ``lost`` at once
+(keep-alive probing catches a vanished machine within about 11 s).
 
 Dask is imported only when a remote process is started.
 """
@@ -37,12 +39,11 @@ import uuid
 
 from . import serialization, startmethods
 from .aliases import Pep8Aliases
-from .connection import Listener
 from .errors import AuthenticationError, ProcessStateError, TargetPicklingError
 from .monitor import guarded, notify
 from .process import SIGNAL_WAIT, _output_callback, currentProcess, status_word
 from .remote_cluster import SchedulerUnreachableError, get_client, reachable_host
-from .remote_worker import Wire, serve
+from .remote_worker import NONCE_SIZE, Wire, serve
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -55,6 +56,9 @@ __all__ = ["RemoteProcess", "SchedulerUnreachableError", "get_client"]
 
 #: How long terminate() and kill() wait for the exit report beyond the worker's own SIGNAL_WAIT.
 NETWORK_SLACK = 3.0
+#: How long a connection to the listener may take to say hello before it is dropped (a worker
+#: says it at once; something else that connected and stays silent must not block the real one).
+HELLO_TIMEOUT = 10.0
 
 _counter = itertools.count(1)
 
@@ -154,14 +158,15 @@ class RemoteProcess(Pep8Aliases):
             )
         payload = self._payload()
         client = get_client(self._cluster, self._connect_timeout)
-        key = _one_time_key(self._authkey)
-        listener = Listener((self._listen_host or reachable_host(client), 0), authkey=key, backlog=4)
-        self.listen_address = listener.address
+        key, challenge = _one_time_key(self._authkey), os.urandom(NONCE_SIZE)
+        listener = socket.create_server((self._listen_host or reachable_host(client), 0), backlog=4)
+        self.listen_address = listener.getsockname()[:2]
         try:
             future = client.submit(
                 serve,
-                listener.address,
+                self.listen_address,
                 key,
+                challenge,
                 key=f"processing-remote-{uuid.uuid4().hex}",
                 pure=False,
                 workers=self._workers,
@@ -173,7 +178,10 @@ class RemoteProcess(Pep8Aliases):
         self._state = "pending"
         notify("started", self)  # before anything can report the end
         self._relay_thread = threading.Thread(
-            target=self._relay, args=(listener, payload), name=f"processing-remote-{self._name}", daemon=True
+            target=self._relay,
+            args=(listener, key, challenge, payload),
+            name=f"processing-remote-{self._name}",
+            daemon=True,
         )
         self._relay_thread.start()
         future.add_done_callback(self._on_task_done)
@@ -329,15 +337,18 @@ class RemoteProcess(Pep8Aliases):
             "preload": self._preload,
         }
 
-    def _relay(self, listener: Listener, payload: bytes) -> None:
+    def _relay(self, listener: socket.socket, key: bytes, challenge: bytes, payload: bytes) -> None:
         """The relay thread: wait for the worker, hand it the payload, then deliver what it sends."""
         wire = None
         try:
-            wire = self._accept(listener, payload)
+            wire = self._accept(listener, key, challenge, payload)
             while wire is not None and not self._dispatch(wire.recv()):
                 pass
         except (EOFError, OSError) as error:
             self._end(None, "lost", self._lost_reason(error))
+        except AuthenticationError as error:
+            # Only someone on the network path can inject into the connection: trust none of it.
+            self._end(None, "lost", f"the connection to its worker was dropped: {error}")
         except BaseException as error:
             self._end(None, "lost", f"its relay thread failed ({type(error).__name__}: {error})")
             raise
@@ -345,26 +356,29 @@ class RemoteProcess(Pep8Aliases):
             if wire is not None:
                 wire.close()
 
-    def _accept(self, listener: Listener, payload: bytes) -> Wire | None:
+    def _accept(self, listener: socket.socket, key: bytes, challenge: bytes, payload: bytes) -> Wire | None:
+        """Take the first connection that proves it holds the key; refuse (and report) the others."""
         try:
             while True:
                 try:
-                    conn = listener.accept()
-                    break
-                except (AuthenticationError, EOFError, ConnectionError) as error:
-                    if self._ended():
-                        return None  # woken by _on_task_done: the task will not connect
-                    print(
-                        f"processing: {self._name} refused a connection from {listener.last_accepted} "
-                        f"({type(error).__name__}: {error})",
-                        file=sys.stderr,
-                    )
+                    sock, peer = listener.accept()
                 except OSError as error:
                     self._end(None, "lost", f"its listener at {self.listen_address} failed: {error}")
                     return None
+                try:
+                    wire = Wire.accept(sock, key, challenge, HELLO_TIMEOUT)
+                    break
+                except (AuthenticationError, EOFError, OSError) as error:
+                    sock.close()
+                    if self._ended():
+                        return None  # woken by _on_task_done: the task will not connect
+                    print(
+                        f"processing: {self._name} refused a connection from {peer} "
+                        f"({type(error).__name__}: {error})",
+                        file=sys.stderr,
+                    )
         finally:
             listener.close()
-        wire = Wire(conn)
         with self._lock:
             if self._ended():
                 wire.close()

@@ -28,9 +28,9 @@ from cluster_support import Cluster, local_cluster
 from support import Events, Output, pid_gone, run_python, wait_until
 
 import processing
-from processing import remote_worker
-from processing.connection import Client, Listener
+from processing import remote_worker, serialization
 from processing.remote import RemoteProcess, SchedulerUnreachableError, get_client
+from processing.remote_worker import NONCE_SIZE, Wire
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -309,22 +309,106 @@ def test_a_wrong_key_is_refused_by_the_notebook(cluster: Cluster, capfd: pytest.
         p = RemoteProcess(target=os.getpid, cluster=cluster.address)
         p.start()
         assert p.state == "pending" and p.pid is None and p.host is None
-        with pytest.raises(processing.AuthenticationError):
-            Client(p.listen_address, authkey=b"not the key")
-        with pytest.raises(processing.AuthenticationError):
-            Client(p.listen_address, authkey=processing.currentProcess().authkey)  # one-time key only
+        for key in (b"not the key", processing.currentProcess().authkey):  # the one-time key only
+            impostor = Wire.connect(p.listen_address, key, os.urandom(NONCE_SIZE))
+            with pytest.raises((EOFError, ConnectionError)):
+                impostor.recv()  # the notebook closed the connection without a word
+            impostor.close()
     p.join(30)
     assert p.exitcode == 0  # the refused attempts did not disturb the real worker
-    assert f"{p.name} refused a connection" in capfd.readouterr().err
+    err = capfd.readouterr().err
+    assert err.count(f"{p.name} refused a connection") == 2 and "failed its HMAC check" in err
 
 
-def test_a_wrong_key_is_refused_by_the_worker(cluster: Cluster) -> None:
-    with Listener(("127.0.0.1", 0), authkey=b"the notebook's key") as listener:
-        task = cluster.client.submit(remote_worker.serve, listener.address, b"another key", pure=False)
-        with pytest.raises(processing.AuthenticationError):
-            listener.accept()
-        with pytest.raises(processing.AuthenticationError):
+def test_a_wrong_key_is_refused_by_the_worker(cluster: Cluster, tmp_path) -> None:
+    ran = tmp_path / "ran"
+    challenge = os.urandom(NONCE_SIZE)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        task = cluster.client.submit(
+            remote_worker.serve, listener.getsockname(), b"the worker's key", challenge, pure=False
+        )
+        sock, _ = listener.accept()
+        hello = sock.recv(64, socket.MSG_WAITALL)  # the worker's nonce, and its signature
+        impostor = Wire(sock, b"another key", challenge, hello[:NONCE_SIZE], worker=False)
+        impostor.send(("start", serialization.dumps((ran.touch, (), {})), _OPTIONS))
+        with pytest.raises(processing.AuthenticationError, match="failed its HMAC check"):
             task.result(30)
+        impostor.close()
+    assert not ran.exists()
+
+
+_OPTIONS = {"name": "impostor", "method": None, "capture": False, "preload": []}
+
+
+@pytest.fixture
+def wires() -> Iterator[tuple[Wire, Wire]]:
+    """A real worker-notebook pair of wires over loopback TCP, the handshake done."""
+    key, challenge = os.urandom(32), os.urandom(NONCE_SIZE)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        worker = Wire.connect(listener.getsockname(), key, challenge)
+        notebook = Wire.accept(listener.accept()[0], key, challenge, timeout=5)
+    yield worker, notebook
+    worker.close()
+    notebook.close()
+
+
+def test_the_wire_carries_messages_both_ways(wires: tuple[Wire, Wire]) -> None:
+    worker, notebook = wires
+    notebook.send(("start", b"payload", {}))
+    worker.send(("running", 42, "tcp://w"))
+    worker.send(("exit", 0))
+    assert worker.recv() == ("start", b"payload", {})
+    assert notebook.recv() == ("running", 42, "tcp://w")
+    assert notebook.recv() == ("exit", 0)
+
+
+@pytest.mark.parametrize("mismatch", ["key", "challenge"])
+def test_a_hello_without_the_key_or_for_another_challenge_is_refused(mismatch: str) -> None:
+    """Another challenge: a hello recorded from an earlier start, replayed to this one's listener."""
+    key, challenge = os.urandom(32), os.urandom(NONCE_SIZE)
+    theirs = {"key": (os.urandom(32), challenge), "challenge": (key, os.urandom(NONCE_SIZE))}[mismatch]
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        impostor = Wire.connect(listener.getsockname(), *theirs)
+        sock = listener.accept()[0]
+        with pytest.raises(processing.AuthenticationError, match="from the worker failed its HMAC check"):
+            Wire.accept(sock, key, challenge, timeout=5)
+        sock.close()
+        impostor.close()
+
+
+def _next_frame(wire: Wire) -> bytes:
+    """The raw bytes of the next frame waiting on ``wire``, taken off it without checking them."""
+    head = wire.sock.recv(40, socket.MSG_PEEK | socket.MSG_WAITALL)
+    return wire.sock.recv(40 + int.from_bytes(head[:8], "big"), socket.MSG_WAITALL)
+
+
+@pytest.mark.parametrize("attack", ["replayed", "reflected", "altered", "forged"])
+def test_a_replayed_reflected_altered_or_forged_message_fails(wires: tuple[Wire, Wire], attack: str) -> None:
+    """Each attack differs from a genuine message in one way only, and nothing of it is loaded."""
+    worker, notebook = wires
+    if attack == "replayed":
+        worker.send(("running", 42, "tcp://w"))
+        frame = _next_frame(notebook)
+        worker.sock.sendall(frame)
+        assert notebook.recv() == ("running", 42, "tcp://w")  # the genuine frame, once
+        worker.sock.sendall(frame)  # and again
+        victim = notebook
+    elif attack == "reflected":
+        notebook.send(("signal", "terminate", False))
+        notebook.send(("signal", "kill", False))
+        assert worker.recv() == ("signal", "terminate", False)
+        worker.sock.sendall(_next_frame(worker))  # the second, sent back: its count is the one expected
+        victim = notebook
+    elif attack == "altered":
+        notebook.send(("signal", "terminate", False))
+        notebook.sock.sendall(_next_frame(worker).replace(b"terminate", b"terminatf"))
+        victim = worker
+    else:
+        key, challenge, nonce = os.urandom(32), os.urandom(NONCE_SIZE), os.urandom(NONCE_SIZE)
+        Wire(notebook.sock, key, challenge, nonce, worker=False).send(("signal", "kill", False))
+        victim = worker
+    with pytest.raises(processing.AuthenticationError, match="failed its HMAC check"):
+        victim.recv()
 
 
 def test_terminate_while_pending_cancels_the_task(cluster: Cluster, tmp_path, events: Events) -> None:
