@@ -267,7 +267,7 @@ def _fork_child(
                 message, request_fds, _flags, _addr = socket.recv_fds(theirs, REQUEST.size, _FDS_PER_REQUEST)
                 theirs.close()
                 if not message:
-                    os._exit(0)  # the server is shutting down
+                    os._exit(0)  # retired: the server is shutting down, or preloaded more
             _, detached, new_group, client_group = REQUEST.unpack(message)
             enter_group(detached=detached, new_group=new_group, pgid=client_group)
             status_w, pid_w, channel_fd, out_fd, err_fd = request_fds
