@@ -204,7 +204,7 @@ def serve(address: tuple[str, int], key: bytes, challenge: bytes) -> int | None:
 
     host = get_worker().address
     wire = Wire.connect(address, key, challenge)
-    child = subscription = None
+    child = subscription = reports = None
     try:
         _, payload, options = wire.recv()
         try:
@@ -216,13 +216,15 @@ def serve(address: tuple[str, int], key: bytes, challenge: bytes) -> int | None:
             wire.send(("failed", host, traceback.format_exc()))
             raise
         reports.running()
-        _supervise(wire, child)
+        _supervise(wire, child, reports.ended)
         return child.exitcode
     finally:
         if child is not None and child.is_alive():  # something above failed: leave nothing running
             _signal(child, "kill", True)
         if subscription is not None:
             subscription.cancel()
+        if reports is not None:
+            reports.close()
         wire.close()
 
 
@@ -235,15 +237,21 @@ class _Reports:
     would cost a wake-up on every end); a child that ends before its pid
     arrived has its exit held here until ``running`` went, so as not to
     overtake it.
+
+    ``ended`` is a descriptor that becomes readable once the exit was sent: the
+    task's thread waits on it rather than on the child's sentinel, so that it
+    does not wake, and compete with the monitor thread, at the moment the exit
+    report is on its way.
     """
 
     def __init__(self, wire: Wire, child: Process, host: str) -> None:
         self._wire = wire
         self._child = child
         self._host = host
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entered: running() sends a held exit
         self._running_sent = False
         self._held_exit: int | None = None
+        self.ended, self._ended_writer = os.pipe()
 
     def running(self) -> None:
         message = ("running", self._child.pid, self._host)
@@ -251,7 +259,7 @@ class _Reports:
             self._wire.send(message)
             self._running_sent = True
             if self._held_exit is not None:
-                self._send(("exit", self._held_exit))
+                self._send_exit(self._held_exit)
 
     def message(self, process: Process, obj: object) -> None:
         if process is self._child:
@@ -264,7 +272,21 @@ class _Reports:
             if not self._running_sent:
                 self._held_exit = exitcode
                 return
+        self._send_exit(exitcode)
+
+    def close(self) -> None:
+        os.close(self.ended)
+        self._close_writer()
+
+    def _send_exit(self, exitcode: int) -> None:
         self._send(("exit", exitcode))
+        self._close_writer()  # ended becomes readable (EOF)
+
+    def _close_writer(self) -> None:
+        with self._lock:
+            writer, self._ended_writer = self._ended_writer, -1
+        if writer >= 0:
+            os.close(writer)
 
     def _send(self, message: tuple[Any, ...]) -> None:
         try:
@@ -294,13 +316,9 @@ def _child(wire: Wire, payload: bytes, options: dict[str, Any]) -> Process:
     )
 
 
-def _supervise(wire: Wire, child: Process) -> None:
-    """Obey commands until the child exits; stop the child if the notebook goes away.
-
-    Returns once the child's end was reported (``join`` waits for the monitor thread, which sends it).
-    """
-    sentinel = child.sentinel
-    while sentinel not in wait([wire, sentinel]):
+def _supervise(wire: Wire, child: Process, ended: int) -> None:
+    """Obey commands until the child's exit was reported (``ended``); stop the child if the notebook goes."""
+    while ended not in wait([wire, ended]):
         try:
             _, command, tree = wire.recv()
         except (EOFError, OSError, AuthenticationError):
