@@ -203,35 +203,71 @@ def _start_child(
     children: dict[int, tuple[int, bool]],
     own_fds: tuple[int, ...],
 ) -> None:
-    """Serve a request with an idle child (or a fresh fork), tell the client its pid, keep its status pipe."""
+    """Serve a request with an idle child (or a fresh fork), tell the client its pid, keep its status pipe.
+
+    The pid goes out before the idle child is woken: on a busy machine the woken
+    child may take the server's CPU, and the client (a status line showing the
+    pid, say) should not wait for that.
+    """
     _, detached, new_group, client_group = REQUEST.unpack(message)
-    while idle:
-        pid, sock = idle.popleft()
-        try:
-            # Place it now, as the child itself does first thing: whoever is first wins.
-            if not detached:
-                os.setpgid(pid, pid if new_group else client_group)
-            socket.send_fds(sock, [message], fds)
-            break
-        except OSError:
-            pass  # that idle child died: try the next, or fork a new one
-        finally:
-            sock.close()
-    else:
+    status_w, pid_w, *child_ends = fds
+    spare = _live_spare(idle, None if detached else (new_group, client_group))
+    if spare is None:
         pid = _fork_child(children, own_fds, fds, message)[0]
         if not detached:
             try:
                 os.setpgid(pid, pid if new_group else client_group)
             except OSError:
                 pass  # the child did it first
-    status_w, pid_w, *child_ends = fds
+        _announce(pid_w, pid)
+    else:
+        pid, sock = spare
+        _announce(pid_w, pid)
+        try:
+            socket.send_fds(sock, [message], fds)
+        except OSError:
+            exitcode = 255  # it died since _live_spare looked: the start is lost, as if killed at once
+            _report(status_w, exitcode)
+            status_w = -1
+        finally:
+            sock.close()
+    if status_w >= 0:
+        children[pid] = (status_w, detached)
+    for fd in (pid_w, *child_ends):
+        os.close(fd)
+
+
+def _live_spare(
+    idle: collections.deque[tuple[int, socket.socket]], group: tuple[bool, int] | None
+) -> tuple[int, socket.socket] | None:
+    """The first idle child still alive, placed in its process group now (``group``: new, or the client's)."""
+    while idle:
+        pid, sock = idle.popleft()
+        if not wait_readable(sock.fileno(), 0):  # a live idle child never writes: readable means it is gone
+            try:
+                # As the child itself does first thing: whoever is first wins.
+                if group is not None:
+                    os.setpgid(pid, pid if group[0] else group[1])
+                return pid, sock
+            except OSError:
+                pass
+        sock.close()
+    return None
+
+
+def _announce(pid_w: int, pid: int) -> None:
     try:
         os.write(pid_w, PID.pack(pid))
     except OSError:
         pass  # the client has gone
-    children[pid] = (status_w, detached)
-    for fd in (pid_w, *child_ends):
-        os.close(fd)
+
+
+def _report(status_w: int, exitcode: int) -> None:
+    try:
+        os.write(status_w, EXIT.pack(exitcode))
+    except OSError:
+        pass  # the client has gone
+    os.close(status_w)
 
 
 def _fork_idle(children: dict[int, tuple[int, bool]], own_fds: tuple[int, ...]) -> tuple[int, socket.socket]:
@@ -307,11 +343,7 @@ def _reap(children: dict[int, tuple[int, bool]]) -> None:
             return
         entry = children.pop(pid, None)
         if entry is not None:
-            try:
-                os.write(entry[0], EXIT.pack(os.waitstatus_to_exitcode(status)))
-            except OSError:
-                pass  # the client has gone
-            os.close(entry[0])
+            _report(entry[0], os.waitstatus_to_exitcode(status))
 
 
 def _shut_down(children: dict[int, tuple[int, bool]]) -> None:

@@ -192,3 +192,24 @@ def test_back_to_back_and_concurrent_starts_all_run() -> None:
     assert [p.exitcode for p in many] == [0] * 40
     pids += [p.pid for p in many]
     assert len(set(pids)) == len(pids)
+
+
+def test_a_start_skips_spares_that_died_and_the_pid_comes_before_the_child_runs() -> None:
+    """Kill the server's idle children: the next starts still run, each with the pid it reports."""
+    import time
+
+    import psutil
+    from support import fork_server_pid, wait_until
+
+    first = processing.Process(target=os.getpid, method="forkserver")  # a server runs from here on
+    first.start()
+    first.join(30)
+    server = psutil.Process(fork_server_pid())
+    assert wait_until(lambda: len(server.children()) >= 2, limit=10)  # its spares, forked while quiet
+    for spare in server.children():
+        spare.kill()
+    time.sleep(0.05)
+    p = processing.Process(target=lambda: processing.sendToParent(os.getpid()), method="forkserver")
+    p.start()
+    p.join(30)
+    assert p.exitcode == 0 and p.messages == [p.pid]
