@@ -121,6 +121,26 @@ def test_wait_serves_the_terminate_button(kernel: Kernel, cluster: Cluster) -> N
     kernel.wait_state(state, "value", "stopped[SIGTERM]")
 
 
+def test_interrupting_a_waiting_cell_terminates_the_remote_child(cluster: Cluster, tmp_path: Path) -> None:
+    """An interrupt hurts a kernel for good (see test_ipy_lifecycle), so this test has a kernel of its own."""
+    own = Kernel(str(tmp_path))
+    try:
+        waiting = own.execute(cluster_cell(cluster, "--wait --name remote_sleeper --proc remote_sleeper",
+                                           "import time\nprint('ready', flush=True)\ntime.sleep(600)\n"),
+                              fails=True)
+        state, _, note = own.status_widgets(waiting)
+        own.wait_for(lambda m: is_output_of(m, waiting) and "ready" in shown(m), timeout=30)
+        own.manager.interrupt_kernel()
+        reply = own.reply(waiting, timeout=30)
+        assert (reply["status"], reply["ename"]) == ("error", "KeyboardInterrupt")
+        own.wait_state(state, "value", "stopped[SIGTERM]", timeout=30)
+        assert "the kernel was interrupted" in own.note(note, "interrupted")
+        pid = own.eval("remote_sleeper.pid")
+        assert wait_until(lambda: pid_gone(pid), limit=10)  # loopback: the worker's machine is this one
+    finally:
+        own.close()
+
+
 def test_a_killed_worker_turns_the_cell_lost_within_seconds(kernel: Kernel, cluster: Cluster) -> None:
     """Last in the module: the worker dies here, and the test waits until the nanny has replaced it."""
     cell = kernel.run(cluster_cell(cluster, "--name doomed --proc doomed --pull never",
