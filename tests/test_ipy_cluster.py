@@ -7,11 +7,13 @@ not children of the test process, and they see only what is installed.
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import support
@@ -175,3 +177,49 @@ def test_daemon_is_refused_with_the_reason(shell: InteractiveShell, address: str
     with pytest.raises(UsageError, match="always daemonic on its worker"):
         shell.run_cell_magic("process", f"--cluster {address} --daemon", "print('never')\n")
     assert len(ipyprocessing.processes()) == before
+
+
+def test_the_panel_shows_remote_and_local_cells_side_by_side(shell: InteractiveShell,
+                                                             cluster: Cluster) -> None:
+    """One panel, a local cell and a --cluster cell: the remote row names its worker's host beside the pid,
+    is never sampled here (its pid is another machine's), and its Terminate button stops the remote child."""
+    from ipyprocessing.panel import ProcessPanel
+
+    panel = ProcessPanel()
+    sleeper = "import time\nprint('ready', flush=True)\ntime.sleep(60)\n"
+    try:
+        shell.run_cell_magic("process", "--name here --proc here", sleeper)
+        shell.run_cell_magic("process", f"--cluster {cluster.address} --name there --proc there", sleeper)
+        here, there = shell.user_ns["here"], shell.user_ns["there"]
+        assert support.wait_until(lambda: b"ready" in here.stdout and b"ready" in there.stdout, limit=30)
+        local, remote = _panel_row(panel, here), _panel_row(panel, there)
+        shown_there = f">{there.pid}@127.0.0.1<"
+        assert support.wait_until(lambda: shown_there in remote.ident.value), remote.ident.value
+        assert support.wait_until(lambda: local.entry.memory is not None), "a local child is sampled"
+        assert f">{here.pid}<" in local.ident.value
+        ticks = panel.board.ticks
+        assert support.wait_until(lambda: panel.board.ticks >= ticks + 2)
+        assert remote.entry.memory is None, "a remote pid names a process elsewhere: never sampled here"
+        remote.button.click()
+        stopped = "stopped[SIGTERM]"
+        assert support.wait_until(lambda: remote.state.value == stopped, limit=20), remote.state.value
+        assert there.exitcode == -signal.SIGTERM
+        assert local.state.value == "started"
+    finally:
+        panel.close()
+        for name in ("here", "there"):
+            if name in shell.user_ns:
+                shell.user_ns[name].terminate()
+                shell.user_ns[name].join(30)
+
+
+def _panel_row(panel: Any, process: Any) -> Any:
+    board, found = panel.board, []
+
+    def made() -> bool:
+        with board.lock:
+            found[:] = [row for entry, row in board.rows.items() if entry.process is process]
+        return bool(found)
+
+    assert support.wait_until(made, limit=20), f"no panel row for {process!r}"
+    return found[0]
