@@ -148,6 +148,7 @@ def test_a_killed_worker_turns_the_cell_lost_within_seconds(kernel: Kernel, clus
     state, button, note = kernel.status_widgets(cell)
     kernel.wait_state(state, "value", "started", timeout=30)
     pid, host = kernel.eval("[doomed.pid, doomed.host]")
+    kernel.run("from ipyprocessing import ProcessPanel\npanel = ProcessPanel()")
     os.kill(cluster.worker_pid(host), signal.SIGKILL)
     began = time.monotonic()
     kernel.wait_state(state, "value", "lost", timeout=LOST_WITHIN)
@@ -161,6 +162,11 @@ def test_a_killed_worker_turns_the_cell_lost_within_seconds(kernel: Kernel, clus
         "lost", None, False, False]
     row = [line for line in kernel.stdout_of("%processes").splitlines() if line.startswith("doomed ")]
     assert row and f"{pid} on {host}" in row[0] and " lost " in row[0], row
+    panel_row = "[row.state.value for entry, row in panel.board.rows.items() if entry.name == 'doomed']"
+    assert wait_until(lambda: kernel.eval(panel_row) == ["lost"], limit=10), kernel.eval(panel_row)
+    line = [line for line in kernel.eval("panel.text()").splitlines() if line.startswith("doomed ")]
+    assert line and f"{pid}@127.0.0.1" in line[0] and " lost " in line[0], line
+    kernel.run("panel.close()")
     assert wait_until(lambda: pid_gone(pid), limit=10)  # the worker's fork server killed the child
     assert wait_until(lambda: host not in cluster.workers() and len(cluster.workers()) == 1, limit=60), \
         "the nanny did not replace the killed worker"

@@ -7,7 +7,6 @@ session registry so that other tests' processes do not show up.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 
@@ -289,36 +288,3 @@ def test_without_a_widget_front_end_the_magics_print_text() -> None:
     assert lines[1].split()[0] == "terminal-sleeper" and lines[1].split()[3] == "started"
     key = lines[-1].split()[1]
     assert lines[2].startswith("auth key ") and key not in "\n".join(lines[:-1])
-
-
-class FakeRemote:
-    """What the panel reads of a remote handle (``processing.remote.RemoteProcess``), without a cluster."""
-
-    def __init__(self) -> None:
-        self.name, self.pid, self.host, self.exitcode = "far-away", None, None, None
-        self.authkey, self.state = b"remote key", "pending"
-        self.terminated = False
-
-    def terminate(self) -> None:
-        self.terminated = True
-
-
-def test_remote_handles_show_their_host_are_not_sampled_here_and_can_be_lost(panel: ProcessPanel) -> None:
-    from processing.monitor import notify
-
-    remote = FakeRemote()
-    notify("started", remote)
-    row = row_of(panel, remote)
-    assert row.state.value == "pending"
-    remote.pid, remote.host, remote.state = os.getpid(), "tcp://10.1.2.3:39227", "running"
-    wait_value(row.state, "value", "started")  # no event for this: the next refresh shows it
-    assert wait_until(lambda: f">{os.getpid()}@10.1.2.3<" in row.ident.value)
-    ticks = panel.board.ticks
-    assert wait_until(lambda: panel.board.ticks >= ticks + 2)
-    assert row.entry.memory is None, "a remote pid names a process elsewhere: never sampled here"
-    row.button.click()
-    assert wait_until(lambda: remote.terminated)
-    remote.state = "lost"
-    notify("exited", remote, None)
-    wait_value(row.state, "value", "lost")
-    assert row.button.disabled
