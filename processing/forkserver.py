@@ -64,6 +64,7 @@ _FDS_PER_REQUEST = 5
 _SHUTDOWN_GRACE = 2.0
 _IDLE_CHILDREN = 2
 _QUIET = 0.002
+_SPARE_BACKOFF = 1.0  # seconds without spares after a fork failed
 _BACK_TO_BACK = 0.005  # requests closer than this keep a spare forked at every hand-over
 
 
@@ -104,45 +105,238 @@ def main(
         os.register_at_fork = register_at_fork
     hooks = _HeldHooks(register_at_fork, held_hooks)
     _import(preload, hooks)
-    client = socket.socket(fileno=client_fd)
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_r, False)
-    os.set_blocking(wake_w, False)
-    signal.set_wakeup_fd(wake_w)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-    children: dict[int, tuple[int, bool]] = {}
-    own_fds = (client.fileno(), wake_r, wake_w)
-    idle: collections.deque[tuple[int, socket.socket]] = collections.deque()
-    selector = selectors.DefaultSelector()
-    selector.register(client, selectors.EVENT_READ)
-    selector.register(wake_r, selectors.EVENT_READ)
-    last_request = 0.0
-    while True:
-        events = selector.select(_QUIET if len(idle) < _IDLE_CHILDREN else None)
-        if not events:
-            idle.append(_fork_idle(children, own_fds))
-        back_to_back = False
-        for key, _ in events:
-            if key.fileobj is client:
-                message, fds, _flags, _addr = socket.recv_fds(client, REQUEST.size, _FDS_PER_REQUEST)
+    server = _Server(socket.socket(fileno=client_fd), hooks)
+    try:
+        server.serve()
+    finally:
+        # Also when something above failed: a client that sees the server gone
+        # counts its children as ended, so none may be left running.
+        server.shut_down()
+
+
+class _Server:
+    """The server's state: its client, the children it reports on, and the spares it keeps."""
+
+    def __init__(self, client: socket.socket, hooks: _HeldHooks) -> None:
+        self.client = client
+        self.hooks = hooks
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.children: dict[int, tuple[int, bool]] = {}  # pid: (status pipe, detached)
+        self.idle: collections.deque[tuple[int, socket.socket]] = collections.deque()
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(client, selectors.EVENT_READ)
+        self.selector.register(self.wake_r, selectors.EVENT_READ)
+        self.last_request = 0.0
+        self.no_spares_until = 0.0  # after a failed fork: forking again at once would fail too
+
+    def serve(self) -> None:
+        """Serve requests until the client closes its end."""
+        while True:
+            events = self.selector.select(self._timeout())
+            if not events:
+                self._fork_spare()
+            back_to_back = False
+            for key, _ in events:
+                if key.fileobj is not self.client:
+                    _drain(self.wake_r)
+                    self.reap()
+                    continue
+                message, fds, flags, _addr = socket.recv_fds(self.client, REQUEST.size, _FDS_PER_REQUEST)
                 if not message:
-                    _retire(idle)
-                    _shut_down(children)
                     return
                 kind, _, _, value = REQUEST.unpack(message)
                 if kind == PRELOAD:
-                    _import(_recv_exact(client, value).decode().split("\n"), hooks)
-                    _retire(idle)  # forked without them
-                    continue
-                _start_child(idle, message, fds, children, own_fds)
-                now = time.monotonic()
-                back_to_back = now - last_request < _BACK_TO_BACK
-                last_request = now
+                    _import(_recv_exact(self.client, value).decode().split("\n"), self.hooks)
+                    self.retire_spares()  # forked without them
+                elif len(fds) != _FDS_PER_REQUEST or flags & socket.MSG_CTRUNC:
+                    _close(*fds)  # descriptors lost on the way (none left?): the client sees the start fail
+                else:
+                    self._start_child(message, fds)
+                    now = time.monotonic()
+                    back_to_back = now - self.last_request < _BACK_TO_BACK
+                    self.last_request = now
+            if back_to_back and not self.idle and not self.selector.select(0):
+                self._fork_spare()
+
+    def _timeout(self) -> float | None:
+        """Replenish the spares once the server has been quiet for a moment."""
+        if len(self.idle) >= _IDLE_CHILDREN:
+            return None
+        return max(_QUIET, self.no_spares_until - time.monotonic())
+
+    def _start_child(self, message: bytes, fds: list[int]) -> None:
+        """Serve a request with an idle child or a fresh fork; tell the client its pid; keep the status pipe.
+
+        The pid goes out before the idle child is woken: on a busy machine the
+        woken child may take the server's CPU, and the client (a status line
+        showing the pid, say) should not wait for that.
+        """
+        _, detached, new_group, client_group = REQUEST.unpack(message)
+        status_w, pid_w, *child_ends = fds
+        try:
+            spare = self._live_spare(None if detached else (new_group, client_group))
+            if spare is None:
+                try:
+                    pid = self._fork(fds, message)[0]
+                except OSError as error:
+                    _fork_failed(status_w, pid_w, child_ends[-1], error)
+                    return
+                if not detached:
+                    try:
+                        os.setpgid(pid, pid if new_group else client_group)
+                    except OSError:
+                        pass  # the child did it first
+                _announce(pid_w, pid)
             else:
-                _drain(wake_r)
-                _reap(children)
-        if back_to_back and not idle and not selector.select(0):
-            idle.append(_fork_idle(children, own_fds))
+                pid, sock = spare
+                _announce(pid_w, pid)
+                try:
+                    socket.send_fds(sock, [message], fds)
+                except OSError:
+                    _report(status_w, 255)  # it died since _live_spare looked: lost, as if killed at once
+                    return
+                finally:
+                    sock.close()
+            self.children[pid] = (status_w, detached)
+        finally:
+            _close(pid_w, *child_ends)
+
+    def _live_spare(self, group: tuple[bool, int] | None) -> tuple[int, socket.socket] | None:
+        """The first idle child still alive, placed in its process group (``group``: new, or the client's)."""
+        while self.idle:
+            pid, sock = self.idle.popleft()
+            if not wait_readable(sock.fileno(), 0):  # a live idle child never writes: readable means gone
+                try:
+                    # As the child itself does first thing: whoever is first wins.
+                    if group is not None:
+                        os.setpgid(pid, pid if group[0] else group[1])
+                    return pid, sock
+                except OSError:
+                    pass
+            sock.close()
+        return None
+
+    def _fork_spare(self) -> None:
+        """Fork a child ahead of time: it warms up, then waits for a request."""
+        try:
+            pid, sock = self._fork(None, None)
+        except OSError:
+            self.no_spares_until = time.monotonic() + _SPARE_BACKOFF
+            return
+        assert sock is not None
+        self.idle.append((pid, sock))
+
+    def _fork(self, request_fds: list[int] | None, message: bytes | None) -> tuple[int, socket.socket | None]:
+        """Fork a child that serves ``request_fds`` at once or, given None, a spare that waits on a socket."""
+        ours, theirs = socket.socketpair() if request_fds is None else (None, None)
+        inherited = [
+            self.client.fileno(),
+            self.wake_r,
+            self.wake_w,
+            self.selector.fileno(),
+            *(status_w for status_w, _ in self.children.values()),
+            *(sock.fileno() for _, sock in self.idle),
+        ]
+        try:
+            pid = os.fork()
+        except OSError:
+            for sock in (ours, theirs):
+                if sock is not None:
+                    sock.close()
+            raise
+        if pid == 0:
+            try:
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                _close(*inherited)
+                if ours is not None:
+                    ours.close()
+                _run_child(theirs, request_fds, message)
+            finally:
+                os._exit(1)
+        if theirs is not None:
+            theirs.close()
+        return pid, ours
+
+    def retire_spares(self) -> None:
+        """Let the idle children go: each exits when its socket closes, and is reaped like any child."""
+        for _pid, sock in self.idle:
+            sock.close()
+        self.idle.clear()
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            entry = self.children.pop(pid, None)
+            if entry is not None:
+                _report(entry[0], os.waitstatus_to_exitcode(status))
+
+    def shut_down(self) -> None:
+        """The client has gone: terminate its attached children, then kill what is left."""
+        self.retire_spares()
+        attached = [pid for pid, (_, detached) in self.children.items() if not detached]
+        for signum in (signal.SIGTERM, signal.SIGKILL):
+            for pid in attached:
+                try:
+                    os.kill(pid, signum)
+                except ProcessLookupError:
+                    pass
+            deadline = time.monotonic() + _SHUTDOWN_GRACE
+            while any(pid in self.children for pid in attached) and time.monotonic() < deadline:
+                self.reap()
+                time.sleep(0.01)
+            attached = [pid for pid in attached if pid in self.children]
+            if not attached:
+                return
+
+
+def _run_child(
+    spare_sock: socket.socket | None, request_fds: list[int] | None, message: bytes | None
+) -> None:
+    """In a new child: a spare first waits for its request on ``spare_sock``; then run the request."""
+    from .bootstrap import enter_group, rehearse, spawn_main
+
+    if spare_sock is not None:
+        if not wait_readable(spare_sock.fileno(), _QUIET):
+            rehearse()  # at rest: there is time to take the faults now
+        message, request_fds, _flags, _addr = socket.recv_fds(spare_sock, REQUEST.size, _FDS_PER_REQUEST)
+        spare_sock.close()
+        if not message:
+            os._exit(0)  # retired: the server is shutting down, or preloaded more
+    assert message is not None and request_fds is not None
+    _, detached, new_group, client_group = REQUEST.unpack(message)
+    enter_group(detached=detached, new_group=new_group, pgid=client_group)
+    status_w, pid_w, channel_fd, out_fd, err_fd = request_fds
+    _close(status_w, pid_w)
+    spawn_main(channel_fd, out_fd, err_fd)
+
+
+def _fork_failed(status_w: int, pid_w: int, err_fd: int, error: OSError) -> None:
+    """Tell the client (pid 0: nothing runs), and the user on the would-be child's stderr."""
+    try:
+        os.write(err_fd, f"processing: the fork server could not start a child: {error}\n".encode())
+    except OSError:
+        pass
+    _announce(pid_w, 0)
+    _report(status_w, 255)
+
+
+def _close(*fds: int) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 class _HeldHooks:
@@ -173,17 +367,10 @@ def _import(names: list[str], hooks: _HeldHooks) -> None:
     for name in filter(None, names):
         try:
             importlib.import_module(name)
-        except Exception:
+        except BaseException:  # SystemExit too: a module's import must not end the server
             pass
     hooks.settle(single_threaded=threading.active_count() == 1)
     gc.freeze()  # objects made so far are shared, not copied, by every child
-
-
-def _retire(idle: collections.deque[tuple[int, socket.socket]]) -> None:
-    """Let the idle children go: each exits when its socket closes, and is reaped like any child."""
-    for _pid, sock in idle:
-        sock.close()
-    idle.clear()
 
 
 def _recv_exact(sock: socket.socket, size: int) -> bytes:
@@ -194,65 +381,6 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes:
             break
         data += chunk
     return data
-
-
-def _start_child(
-    idle: collections.deque[tuple[int, socket.socket]],
-    message: bytes,
-    fds: list[int],
-    children: dict[int, tuple[int, bool]],
-    own_fds: tuple[int, ...],
-) -> None:
-    """Serve a request with an idle child (or a fresh fork), tell the client its pid, keep its status pipe.
-
-    The pid goes out before the idle child is woken: on a busy machine the woken
-    child may take the server's CPU, and the client (a status line showing the
-    pid, say) should not wait for that.
-    """
-    _, detached, new_group, client_group = REQUEST.unpack(message)
-    status_w, pid_w, *child_ends = fds
-    spare = _live_spare(idle, None if detached else (new_group, client_group))
-    if spare is None:
-        pid = _fork_child(children, own_fds, fds, message)[0]
-        if not detached:
-            try:
-                os.setpgid(pid, pid if new_group else client_group)
-            except OSError:
-                pass  # the child did it first
-        _announce(pid_w, pid)
-    else:
-        pid, sock = spare
-        _announce(pid_w, pid)
-        try:
-            socket.send_fds(sock, [message], fds)
-        except OSError:
-            exitcode = 255  # it died since _live_spare looked: the start is lost, as if killed at once
-            _report(status_w, exitcode)
-            status_w = -1
-        finally:
-            sock.close()
-    if status_w >= 0:
-        children[pid] = (status_w, detached)
-    for fd in (pid_w, *child_ends):
-        os.close(fd)
-
-
-def _live_spare(
-    idle: collections.deque[tuple[int, socket.socket]], group: tuple[bool, int] | None
-) -> tuple[int, socket.socket] | None:
-    """The first idle child still alive, placed in its process group now (``group``: new, or the client's)."""
-    while idle:
-        pid, sock = idle.popleft()
-        if not wait_readable(sock.fileno(), 0):  # a live idle child never writes: readable means it is gone
-            try:
-                # As the child itself does first thing: whoever is first wins.
-                if group is not None:
-                    os.setpgid(pid, pid if group[0] else group[1])
-                return pid, sock
-            except OSError:
-                pass
-        sock.close()
-    return None
 
 
 def _announce(pid_w: int, pid: int) -> None:
@@ -270,53 +398,6 @@ def _report(status_w: int, exitcode: int) -> None:
     os.close(status_w)
 
 
-def _fork_idle(children: dict[int, tuple[int, bool]], own_fds: tuple[int, ...]) -> tuple[int, socket.socket]:
-    """Fork a child ahead of time: it warms up, then waits for a request."""
-    pid, sock = _fork_child(children, own_fds, None, None)
-    assert sock is not None
-    return pid, sock
-
-
-def _fork_child(
-    children: dict[int, tuple[int, bool]],
-    own_fds: tuple[int, ...],
-    request_fds: list[int] | None,
-    message: bytes | None,
-) -> tuple[int, socket.socket | None]:
-    """Fork a child that serves ``request_fds`` at once or, given None, waits for a request on a socket."""
-    ours, theirs = socket.socketpair() if request_fds is None else (None, None)
-    pid = os.fork()
-    if pid == 0:
-        exitcode = 1
-        try:
-            signal.set_wakeup_fd(-1)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            for fd in (*own_fds, *(w for w, _ in children.values())):
-                os.close(fd)
-            from .bootstrap import enter_group, rehearse, spawn_main
-
-            if theirs is not None:
-                ours.close()
-                if not wait_readable(theirs.fileno(), _QUIET):
-                    rehearse()  # at rest: there is time to take the faults now
-                message, request_fds, _flags, _addr = socket.recv_fds(theirs, REQUEST.size, _FDS_PER_REQUEST)
-                theirs.close()
-                if not message:
-                    os._exit(0)  # retired: the server is shutting down, or preloaded more
-            _, detached, new_group, client_group = REQUEST.unpack(message)
-            enter_group(detached=detached, new_group=new_group, pgid=client_group)
-            status_w, pid_w, channel_fd, out_fd, err_fd = request_fds
-            os.close(status_w)
-            os.close(pid_w)
-            spawn_main(channel_fd, out_fd, err_fd)
-        finally:
-            os._exit(exitcode)
-    if theirs is not None:
-        theirs.close()
-    return pid, ours
-
-
 def _stdin_to_devnull() -> None:
     """Children must not read the client's stdin; doing this once here spares each child the work."""
     devnull = os.open(os.devnull, os.O_RDONLY)
@@ -331,34 +412,3 @@ def _drain(fd: int) -> None:
             pass
     except BlockingIOError:
         pass
-
-
-def _reap(children: dict[int, tuple[int, bool]]) -> None:
-    while True:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-        entry = children.pop(pid, None)
-        if entry is not None:
-            _report(entry[0], os.waitstatus_to_exitcode(status))
-
-
-def _shut_down(children: dict[int, tuple[int, bool]]) -> None:
-    """The client has gone: terminate its attached children, then kill what is left."""
-    attached = [pid for pid, (_, detached) in children.items() if not detached]
-    for signum in (signal.SIGTERM, signal.SIGKILL):
-        for pid in attached:
-            try:
-                os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + _SHUTDOWN_GRACE
-        while any(pid in children for pid in attached) and time.monotonic() < deadline:
-            _reap(children)
-            time.sleep(0.01)
-        attached = [pid for pid in attached if pid in children]
-        if not attached:
-            return

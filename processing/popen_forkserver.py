@@ -158,7 +158,11 @@ class ForkserverPopen(Popen):
                 _fd.close_all(self._pid_pipe)
                 self._pid_pipe = -1
                 if len(reply) == PID.size:
-                    (self._pid,) = PID.unpack(reply)
+                    (pid,) = PID.unpack(reply)
+                    if pid:
+                        self._pid = pid
+                    else:
+                        self.returncode = 255  # the server could not fork (it says why on the child's stderr)
                 else:
                     self.returncode = 255  # the server died before forking; nothing ran
                     self._restart(self._server)

@@ -13,6 +13,7 @@ import json
 import os
 import random
 import threading
+import time
 
 import pytest
 from support import run_python
@@ -132,6 +133,7 @@ def test_preload_set_while_the_server_runs_takes_effect_at_once(tmp_path) -> Non
     """
     (tmp_path / "late_marker.py").write_text("import os\nIMPORTED_IN = os.getpid()\n")
     (tmp_path / "broken_at_import.py").write_text("raise RuntimeError('broken on purpose')\n")
+    (tmp_path / "exits_at_import.py").write_text("raise SystemExit(3)\n")
     result = run_python(
         """
         import json, os, sys, time, processing
@@ -143,7 +145,9 @@ def test_preload_set_while_the_server_runs_takes_effect_at_once(tmp_path) -> Non
             p = processing.Process(target=where); p.start(); p.join(); return p.messages[0]
         before = run()
         time.sleep(0.1)  # the server forks and rehearses its spares meanwhile
-        processing.setForkserverPreload(["no_such_module_anywhere", "broken_at_import", "late_marker"])
+        processing.setForkserverPreload(
+            ["no_such_module_anywhere", "broken_at_import", "exits_at_import", "late_marker"]
+        )
         after = [run(), run()]
         processing.setForkserverPreload(["late_marker"])  # again: nothing changes
         print(json.dumps([before, *after, run()]))
@@ -196,8 +200,6 @@ def test_back_to_back_and_concurrent_starts_all_run() -> None:
 
 def test_a_start_skips_spares_that_died_and_the_pid_comes_before_the_child_runs() -> None:
     """Kill the server's idle children: the next starts still run, each with the pid it reports."""
-    import time
-
     import psutil
     from support import fork_server_pid, wait_until
 
@@ -213,3 +215,47 @@ def test_a_start_skips_spares_that_died_and_the_pid_comes_before_the_child_runs(
     p.start()
     p.join(30)
     assert p.exitcode == 0 and p.messages == [p.pid]
+
+
+def test_a_request_with_descriptors_missing_is_refused_and_the_server_lives_on() -> None:
+    from support import fork_server_pid
+
+    from processing import popen_forkserver
+
+    before = _reports(1)[0]
+    server_pid = fork_server_pid()
+    status_r, status_w = os.pipe()
+    try:
+        header = forkserver.REQUEST.pack(forkserver.START, False, False, 0)
+        popen_forkserver._get_server().request(header, [status_w])
+        os.close(status_w)
+        assert os.read(status_r, 16) == b""  # closed unanswered: nothing started
+    finally:
+        os.close(status_r)
+    assert _reports(1)[0]["threads"] == before["threads"] and fork_server_pid() == server_pid
+
+
+def test_a_server_that_fails_takes_its_children_with_it() -> None:
+    """Whatever ends the server, a client that sees it gone counts the children as ended: none may run on.
+
+    Module names that are not UTF-8 make it fail here (no client of this package sends such a request).
+    """
+    import psutil
+    from support import fork_server_pid, pid_gone, wait_until
+
+    from processing import popen_forkserver
+
+    sleeper = processing.Process(target=time.sleep, args=(600,), method="forkserver")
+    sleeper.start()
+    server = psutil.Process(fork_server_pid())
+    blob = b"\xff\xfe"
+    header = forkserver.REQUEST.pack(forkserver.PRELOAD, False, False, len(blob))
+    popen_forkserver._get_server().sock.sendall(header + blob)
+    sleeper.join(30)
+    assert not sleeper.is_alive() and sleeper.exitcode is not None
+    assert wait_until(lambda: pid_gone(sleeper.pid), limit=10), "the child outlived its server"
+    assert wait_until(lambda: pid_gone(server.pid), limit=10)
+    after = processing.Process(target=os.getpid, method="forkserver")  # and a new server takes over
+    after.start()
+    after.join(30)
+    assert after.exitcode == 0 and fork_server_pid() != server.pid
