@@ -31,10 +31,12 @@ import hashlib
 import hmac
 import itertools
 import os
+import selectors
 import signal
 import socket
 import sys
 import threading
+import time
 import uuid
 
 from . import serialization, startmethods
@@ -43,7 +45,7 @@ from .errors import AuthenticationError, ProcessStateError, TargetPicklingError
 from .monitor import guarded, notify
 from .process import SIGNAL_WAIT, _output_callback, currentProcess, status_word
 from .remote_cluster import SchedulerUnreachableError, get_client, reachable_host
-from .remote_worker import NONCE_SIZE, Wire, serve
+from .remote_worker import HELLO_SIZE, MAX_FRAME, NONCE_SIZE, Credentials, Wire, serve
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -56,9 +58,14 @@ __all__ = ["RemoteProcess", "SchedulerUnreachableError", "get_client"]
 
 #: How long terminate() and kill() wait for the exit report beyond the worker's own SIGNAL_WAIT.
 NETWORK_SLACK = 3.0
-#: How long a connection to the listener may take to say hello before it is dropped (a worker
-#: says it at once; something else that connected and stays silent must not block the real one).
-HELLO_TIMEOUT = 10.0
+#: How long in all a connection to the listener may take to say its whole hello before it is
+#: dropped. A worker sends it at once, in one small segment; the hellos of several connections
+#: are read side by side, so a slow or silent one does not delay the real worker, and this only
+#: bounds how long it holds a descriptor here.
+HELLO_TIMEOUT = 3.0
+#: Connections whose hello is being read at one time; a further one drops the oldest, so that a
+#: flood of connections cannot exhaust this process's descriptors.
+MAX_PENDING_HELLOS = 16
 
 _counter = itertools.count(1)
 
@@ -159,14 +166,15 @@ class RemoteProcess(Pep8Aliases):
         payload = self._payload()
         client = get_client(self._cluster, self._connect_timeout)
         key, challenge = _one_time_key(self._authkey), os.urandom(NONCE_SIZE)
-        listener = socket.create_server((self._listen_host or reachable_host(client), 0), backlog=4)
+        listener = socket.create_server(
+            (self._listen_host or reachable_host(client), 0), backlog=MAX_PENDING_HELLOS
+        )
         self.listen_address = listener.getsockname()[:2]
         try:
             future = client.submit(
                 serve,
                 self.listen_address,
-                key,
-                challenge,
+                Credentials(key, challenge),  # its repr hides them from Dask's logs
                 key=f"processing-remote-{uuid.uuid4().hex}",
                 pure=False,
                 workers=self._workers,
@@ -306,9 +314,16 @@ class RemoteProcess(Pep8Aliases):
 
     def _payload(self) -> bytes:
         try:
-            return serialization.dumps((self._target, self._args, self._kwargs))
+            payload = serialization.dumps((self._target, self._args, self._kwargs))
         except Exception as error:
             raise self._unpicklable(error) from error
+        if len(payload) > MAX_FRAME - _FRAME_SLACK:
+            raise TargetPicklingError(
+                f"cannot start {self._name} on the cluster: its target and arguments pickle to "
+                f"{len(payload)} bytes, more than the {MAX_FRAME - _FRAME_SLACK} a remote process's "
+                "connection carries; load large data inside the target instead"
+            )
+        return payload
 
     def _unpicklable(self, error: Exception) -> TargetPicklingError:
         parts = [("target", self._target)]
@@ -359,26 +374,12 @@ class RemoteProcess(Pep8Aliases):
     def _accept(self, listener: socket.socket, key: bytes, challenge: bytes, payload: bytes) -> Wire | None:
         """Take the first connection that proves it holds the key; refuse (and report) the others."""
         try:
-            while True:
-                try:
-                    sock, peer = listener.accept()
-                except OSError as error:
-                    self._end(None, "lost", f"its listener at {self.listen_address} failed: {error}")
-                    return None
-                try:
-                    wire = Wire.accept(sock, key, challenge, HELLO_TIMEOUT)
-                    break
-                except (AuthenticationError, EOFError, OSError) as error:
-                    sock.close()
-                    if self._ended():
-                        return None  # woken by _on_task_done: the task will not connect
-                    print(
-                        f"processing: {self._name} refused a connection from {peer} "
-                        f"({type(error).__name__}: {error})",
-                        file=sys.stderr,
-                    )
-        finally:
-            listener.close()
+            wire = _Hellos(listener, key, challenge, self._refuse).first_valid(self._ended)
+        except OSError as error:
+            self._end(None, "lost", f"its listener at {self.listen_address} failed: {error}")
+            return None
+        if wire is None:
+            return None  # woken by _on_task_done: the task will not connect
         with self._lock:
             if self._ended():
                 wire.close()
@@ -388,6 +389,12 @@ class RemoteProcess(Pep8Aliases):
                 wire.send(self._stop_command)
             self._wire = wire
         return wire
+
+    def _refuse(self, peer: Any, error: BaseException) -> None:
+        print(
+            f"processing: {self._name} refused a connection from {peer} ({type(error).__name__}: {error})",
+            file=sys.stderr,
+        )
 
     def _dispatch(self, message: tuple[Any, ...]) -> bool:
         """Act on one message from the worker; True for the last one."""
@@ -522,6 +529,108 @@ class RemoteProcess(Pep8Aliases):
 
 
 _SIGNALS = {"terminate": signal.SIGTERM, "kill": signal.SIGKILL}
+#: Room left in a frame for what travels beside the payload (the options, pickling's framing).
+_FRAME_SLACK = 1 << 16
+
+
+class _Hellos:
+    """The listener's side of the handshake: the hellos of the connections that come, read side by side.
+
+    Each connection gets :data:`HELLO_TIMEOUT` seconds in all for its whole
+    hello (not per read, which a peer trickling one byte at a time would
+    stretch without end), and they are read with a selector, so that a slow or
+    silent connection, whoever made it, delays neither the real worker's hello
+    nor anything else.
+    """
+
+    def __init__(
+        self,
+        listener: socket.socket,
+        key: bytes,
+        challenge: bytes,
+        refuse: Callable[[Any, BaseException], None],
+    ) -> None:
+        self._listener = listener
+        self._key, self._challenge = key, challenge
+        self._refuse = refuse
+        self._pending: dict[socket.socket, tuple[Any, bytearray, float]] = {}  # peer, hello so far, deadline
+        self._selector = selectors.DefaultSelector()
+
+    def first_valid(self, stop: Callable[[], bool]) -> Wire | None:
+        """The first connection whose hello proves the key; None once ``stop()`` is true at a new connection.
+
+        Closes the listener and every other connection before it returns.
+
+        Raises:
+            OSError: the listener failed.
+        """
+        self._selector.register(self._listener, selectors.EVENT_READ)
+        try:
+            while True:
+                self._drop_late()
+                deadlines = [deadline for _, _, deadline in self._pending.values()]
+                timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+                for selected, _ in self._selector.select(timeout):
+                    if selected.fileobj is self._listener:
+                        self._take_connection()
+                        if stop():
+                            return None
+                    else:
+                        wire = self._read_hello(selected.fileobj)  # type: ignore[arg-type]
+                        if wire is not None:
+                            return wire
+        finally:
+            self._selector.close()
+            self._listener.close()
+            for sock in self._pending:
+                sock.close()
+
+    def _take_connection(self) -> None:
+        try:
+            sock, peer = self._listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return  # the connection went away before it was taken
+        if len(self._pending) >= MAX_PENDING_HELLOS:
+            oldest = next(iter(self._pending))
+            self._drop(oldest, ConnectionError(f"more than {MAX_PENDING_HELLOS} connections said no hello"))
+        sock.setblocking(False)
+        self._pending[sock] = (peer, bytearray(), time.monotonic() + HELLO_TIMEOUT)
+        self._selector.register(sock, selectors.EVENT_READ)
+
+    def _read_hello(self, sock: socket.socket) -> Wire | None:
+        hello = self._pending[sock][1]
+        try:
+            data = sock.recv(HELLO_SIZE - len(hello))
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError as error:
+            self._drop(sock, error)
+            return None
+        if not data:
+            self._drop(sock, EOFError("the connection was closed before its hello was complete"))
+            return None
+        hello += data
+        if len(hello) < HELLO_SIZE:
+            return None
+        self._selector.unregister(sock)
+        peer, _, _ = self._pending.pop(sock)
+        try:
+            return Wire.from_hello(sock, self._key, self._challenge, bytes(hello))
+        except (AuthenticationError, OSError) as error:
+            sock.close()
+            self._refuse(peer, error)
+            return None
+
+    def _drop_late(self) -> None:
+        now = time.monotonic()
+        for sock in [sock for sock, (_, _, deadline) in self._pending.items() if deadline <= now]:
+            self._drop(sock, TimeoutError(f"its hello was not complete within {HELLO_TIMEOUT} s"))
+
+    def _drop(self, sock: socket.socket, error: BaseException) -> None:
+        self._selector.unregister(sock)
+        peer, _, _ = self._pending.pop(sock)
+        sock.close()
+        self._refuse(peer, error)
 
 
 def _one_time_key(authkey: bytes) -> bytes:

@@ -34,6 +34,7 @@ import os
 import socket
 import struct
 import threading
+import time
 import traceback
 from multiprocessing.connection import wait
 
@@ -48,16 +49,47 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["NONCE_SIZE", "Wire", "serve"]
+__all__ = ["HELLO_SIZE", "MAX_FRAME", "NONCE_SIZE", "START_TIMEOUT", "Credentials", "Wire", "serve"]
 
 #: Bytes of each side's nonce.
 NONCE_SIZE = 32
 _TAG_SIZE = hashlib.sha256().digest_size
+#: Bytes of the worker's hello: its nonce and its signature.
+HELLO_SIZE = NONCE_SIZE + _TAG_SIZE
 _LENGTH = struct.Struct("!Q")
+#: The largest message the wire carries (1 GiB, far above a real payload, chunk of output or
+#: message). A frame's length arrives before its signature can be checked, so a larger one
+#: is refused before anything is allocated for it: a forged length must not make a side
+#: reserve memory it does not have.
+MAX_FRAME = 1 << 30
+#: Seconds the worker's task waits to reach the notebook and then for its payload: a notebook
+#: that is stuck or gone must not hold a Dask worker's thread forever.
+START_TIMEOUT = 30.0
 
 #: Keep-alive probing, so that a peer whose machine vanished (no FIN, no RST)
 #: ends the connection in about KEEPIDLE + KEEPCNT * KEEPINTVL seconds.
 _KEEPALIVE = {"TCP_KEEPIDLE": 5, "TCP_KEEPALIVE": 5, "TCP_KEEPINTVL": 2, "TCP_KEEPCNT": 3}
+
+
+class Credentials:
+    """The one-time key and challenge of one start, as they travel in the Dask task.
+
+    Dask writes ``repr`` of a failed task's arguments to the worker's log (and
+    shows it on its dashboard), so the key must not be in it: the ``repr`` here
+    names the object only. It pickles as any small object does.
+    """
+
+    __slots__ = ("challenge", "key")
+
+    def __init__(self, key: bytes, challenge: bytes) -> None:
+        self.key = key
+        self.challenge = challenge
+
+    def __reduce__(self) -> tuple[type[Credentials], tuple[bytes, bytes]]:
+        return (Credentials, (self.key, self.challenge))
+
+    def __repr__(self) -> str:
+        return "<Credentials (hidden)>"
 
 
 class Wire:
@@ -100,13 +132,17 @@ class Wire:
         _tune(sock)
 
     @classmethod
-    def connect(cls, address: tuple[str, int], key: bytes, challenge: bytes) -> Wire:
+    def connect(
+        cls, address: tuple[str, int], key: bytes, challenge: bytes, timeout: float | None = None
+    ) -> Wire:
         """The worker's side: connect and say hello (its nonce, signed together with the challenge).
 
         Raises:
-            OSError: the notebook cannot be reached at ``address``.
+            OSError: the notebook cannot be reached at ``address`` (TimeoutError: not within
+                ``timeout`` seconds).
         """
-        sock = socket.create_connection(address)
+        sock = socket.create_connection(address, timeout)
+        sock.settimeout(None)
         try:
             nonce = os.urandom(NONCE_SIZE)
             wire = cls(sock, key, challenge, nonce, worker=True)
@@ -121,31 +157,62 @@ class Wire:
     def accept(cls, sock: socket.socket, key: bytes, challenge: bytes, timeout: float) -> Wire:
         """The notebook's side: read the hello of a just-accepted connection and check it.
 
+        ``timeout`` bounds the whole hello, not each read, so a peer that
+        trickles it byte by byte is dropped as soon as one that stays silent.
+
         Raises:
             AuthenticationError: the peer does not hold the key, or its hello was made for another challenge.
-            EOFError, OSError: the peer closed the connection, or said nothing for ``timeout`` seconds.
+            EOFError, OSError: the peer closed the connection (TimeoutError: its hello was not complete
+                within ``timeout`` seconds).
         """
-        sock.settimeout(timeout)
-        hello = _recv_exact(sock, NONCE_SIZE + _TAG_SIZE)
-        sock.settimeout(None)
+        return cls.from_hello(sock, key, challenge, _recv_exact(sock, HELLO_SIZE, timeout))
+
+    @classmethod
+    def from_hello(cls, sock: socket.socket, key: bytes, challenge: bytes, hello: bytes) -> Wire:
+        """The notebook's side, given the hello already read from ``sock`` (see :meth:`accept`).
+
+        Raises:
+            AuthenticationError: the peer does not hold the key, or its hello was made for another challenge.
+        """
+        sock.setblocking(True)
         wire = cls(sock, key, challenge, hello[:NONCE_SIZE], worker=False)
         wire._check(hello[NONCE_SIZE:], b"")
         return wire
 
     def send(self, message: tuple[Any, ...]) -> None:
+        """Sign and send ``message``.
+
+        Raises:
+            ValueError: it pickles to more than :data:`MAX_FRAME` bytes (the other side would refuse it).
+            OSError: the peer is gone.
+        """
         body = serialization.dumps(message)
+        if len(body) > MAX_FRAME:
+            raise ValueError(
+                f"a {message[0]!r} message pickles to {len(body)} bytes, more than the {MAX_FRAME} "
+                "bytes a remote process's connection carries in one message"
+            )
         with self._lock:
             self.sock.sendall(_LENGTH.pack(len(body)) + self._sign(body) + body)
 
-    def recv(self) -> tuple[Any, ...]:
-        """The next message, once its signature checked.
+    def recv(self, timeout: float | None = None) -> tuple[Any, ...]:
+        """The next message, once its signature checked (within ``timeout`` seconds in all, if given).
 
         Raises:
-            AuthenticationError: it was not signed for this connection, side and place in the sequence.
-            EOFError, OSError: the peer is gone.
+            AuthenticationError: it was not signed for this connection, side and place in the sequence,
+                or it announced more than :data:`MAX_FRAME` bytes.
+            EOFError, OSError: the peer is gone (TimeoutError: the message was not complete in time).
         """
-        head = _recv_exact(self.sock, _LENGTH.size + _TAG_SIZE)
-        body = _recv_exact(self.sock, _LENGTH.unpack_from(head)[0])
+        deadline = None if timeout is None else time.monotonic() + timeout
+        head = _recv_exact(self.sock, _LENGTH.size + _TAG_SIZE, deadline=deadline)
+        size = _LENGTH.unpack_from(head)[0]
+        if size > MAX_FRAME:
+            raise AuthenticationError(
+                f"a message from the {self._in.decode()} announced {size} bytes, more than the "
+                f"{MAX_FRAME} bytes a remote process's connection carries in one message: it is not a "
+                "genuine frame (the stream was corrupted or tampered with); nothing was read of it"
+            )
+        body = _recv_exact(self.sock, size, deadline=deadline)
         self._check(head[_LENGTH.size :], body)
         return serialization.loads(body)
 
@@ -182,31 +249,70 @@ def _tune(sock: socket.socket) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
 
 
-def _recv_exact(sock: socket.socket, size: int) -> bytes:
+def _recv_exact(
+    sock: socket.socket, size: int, timeout: float | None = None, *, deadline: float | None = None
+) -> bytes:
+    """``size`` bytes from ``sock``; all of them within ``timeout`` seconds (or by ``deadline``), if given.
+
+    The time left is recomputed before every read: a per-read timeout would let
+    a peer that sends one byte at a time hold the reader for ``size`` timeouts.
+
+    Raises:
+        EOFError: the connection closed first.
+        TimeoutError: the time ran out first.
+    """
+    if timeout is not None:
+        deadline = time.monotonic() + timeout
     buffer = bytearray(size)
     view = memoryview(buffer)
-    while view:
-        received = sock.recv_into(view)
-        if not received:
-            raise EOFError("the connection was closed by its other end")
-        view = view[received:]
+    try:
+        while view:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                sock.settimeout(left)
+            try:
+                received = sock.recv_into(view)
+            except TimeoutError:
+                break
+            if not received:
+                raise EOFError("the connection was closed by its other end")
+            view = view[received:]
+    finally:
+        if deadline is not None:
+            sock.settimeout(None)
+    if view:
+        raise TimeoutError(f"only {size - len(view)} of the {size} bytes expected arrived in time")
     return bytes(buffer)
 
 
-def serve(address: tuple[str, int], key: bytes, challenge: bytes) -> int | None:
+def serve(address: tuple[str, int], credentials: Credentials) -> int | None:
     """The Dask task: connect back, start the child, relay it until it exits; returns its exit code.
 
     Raises:
-        AuthenticationError: the notebook at ``address`` does not hold ``key``.
+        AuthenticationError: the notebook at ``address`` does not hold the key.
         OSError: the notebook cannot be reached at ``address``.
+        TimeoutError: the notebook was not reached, or sent no payload, within :data:`START_TIMEOUT` seconds.
     """
     from distributed import get_worker
 
     host = get_worker().address
-    wire = Wire.connect(address, key, challenge)
+    deadline = time.monotonic() + START_TIMEOUT
+    try:
+        wire = Wire.connect(address, credentials.key, credentials.challenge, START_TIMEOUT)
+    except TimeoutError as error:
+        raise TimeoutError(
+            f"the notebook at {address} did not accept the connection within {START_TIMEOUT} s"
+        ) from error
     child = subscription = reports = None
     try:
-        _, payload, options = wire.recv()
+        try:
+            _, payload, options = wire.recv(timeout=max(0.0, deadline - time.monotonic()))
+        except TimeoutError as error:
+            raise TimeoutError(
+                f"the notebook at {address} sent no payload within {START_TIMEOUT} s of this task's start"
+            ) from error
         try:
             child = _child(wire, payload, options)
             reports = _Reports(wire, child, host)

@@ -36,11 +36,13 @@ with distributed.LocalCluster(n_workers={workers}, processes=True, threads_per_w
 
 @dataclass
 class Cluster:
-    """A running LocalCluster: its scheduler address, a client of the test process, the helper process."""
+    """A running LocalCluster: its scheduler address, a client of the test process, the helper process,
+    and the file its scheduler and workers log to."""
 
     address: str
     client: distributed.Client
     helper: subprocess.Popen[str]
+    log: Path
 
     def workers(self) -> list[str]:
         return list(self.client.scheduler_info()["workers"])
@@ -113,7 +115,7 @@ def local_cluster(log: Path, *, workers: int, threads: int = 1) -> Iterator[Clus
         assert address.startswith("tcp://"), f"the LocalCluster did not start:\n{log.read_text()}"
         client = get_client(address)
         client.wait_for_workers(workers, timeout=60)
-        yield Cluster(address, client, helper)
+        yield Cluster(address, client, helper, log)
     finally:
         if client is not None:
             client.close()

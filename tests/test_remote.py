@@ -9,9 +9,11 @@ here is a closure or a lambda, sent by value.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import operator
 import os
+import pickle
 import select
 import signal
 import socket
@@ -21,6 +23,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import support
@@ -28,9 +31,9 @@ from cluster_support import Cluster, local_cluster
 from support import Events, Output, pid_gone, run_python, wait_until
 
 import processing
-from processing import remote_worker, serialization
+from processing import remote, remote_worker, serialization
 from processing.remote import RemoteProcess, SchedulerUnreachableError, get_client
-from processing.remote_worker import NONCE_SIZE, Wire
+from processing.remote_worker import NONCE_SIZE, Credentials, Wire
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -325,7 +328,8 @@ def test_a_wrong_key_is_refused_by_the_worker(cluster: Cluster, tmp_path) -> Non
     challenge = os.urandom(NONCE_SIZE)
     with socket.create_server(("127.0.0.1", 0)) as listener:
         task = cluster.client.submit(
-            remote_worker.serve, listener.getsockname(), b"the worker's key", challenge, pure=False
+            remote_worker.serve, listener.getsockname(), Credentials(b"the worker's key", challenge),
+            pure=False,
         )
         sock, _ = listener.accept()
         hello = sock.recv(64, socket.MSG_WAITALL)  # the worker's nonce, and its signature
@@ -460,3 +464,125 @@ def test_the_sentinel_becomes_readable_once_the_end_was_reported(cluster: Cluste
         process.close()
         with pytest.raises(ValueError, match="is closed"):
             process.sentinel  # noqa: B018
+
+
+def _trickle(sock: socket.socket, stop: threading.Event, interval: float = 0.1) -> threading.Thread:
+    """Send ``sock`` one byte every ``interval`` seconds, as a slow peer does, until it fails or ``stop``."""
+
+    def run() -> None:
+        while not stop.wait(interval):
+            try:
+                sock.sendall(b"x")
+            except OSError:
+                return
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_hello_trickled_byte_by_byte_times_out_in_all(wires: tuple[Wire, Wire]) -> None:
+    """The timeout bounds the whole hello: one byte per read must not renew it."""
+    key, challenge, stop = os.urandom(32), os.urandom(NONCE_SIZE), threading.Event()
+    with socket.create_server(("127.0.0.1", 0)) as listener, \
+            socket.create_connection(listener.getsockname()) as slow:
+        thread = _trickle(slow, stop)
+        sock = listener.accept()[0]
+        begun = time.monotonic()
+        with pytest.raises(TimeoutError, match="bytes expected arrived in time"):
+            Wire.accept(sock, key, challenge, timeout=0.5)
+        assert time.monotonic() - begun < 1.5
+        stop.set()
+        thread.join()
+        sock.close()
+
+
+def test_a_slow_connection_neither_delays_the_worker_nor_stays(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A peer that trickles its hello is dropped at the deadline; one still trickling holds nobody up."""
+    monkeypatch.setattr(remote, "HELLO_TIMEOUT", 1.0)
+    stop = threading.Event()
+    with cluster.busy():
+        p = RemoteProcess(target=time.sleep, args=(0.1,), cluster=cluster.address)
+        p.start()
+        dropped, slow = (socket.create_connection(p.listen_address) for _ in range(2))
+        connected = time.monotonic()
+        threads = [_trickle(sock, stop) for sock in (dropped, slow)]
+        dropped.settimeout(10)
+        with contextlib.suppress(ConnectionResetError):
+            assert dropped.recv(1) == b""
+        assert 0.9 < time.monotonic() - connected < 3.0  # though it kept sending
+        assert p.state == "pending"
+    released = time.monotonic()
+    assert p.wait_running(30)
+    assert time.monotonic() - released < 1.0  # the slow peer's hello was not awaited first
+    stop.set()
+    for thread in threads:
+        thread.join()
+    dropped.close()
+    slow.close()
+    p.join(30)
+    assert p.exitcode == 0
+    assert "its hello was not complete within 1.0 s" in capfd.readouterr().err
+
+
+def test_the_worker_gives_up_on_a_notebook_that_sends_no_payload(cluster: Cluster) -> None:
+    set_timeout = lambda seconds: setattr(remote_worker, "START_TIMEOUT", seconds)  # noqa: E731 - by value
+    default = remote_worker.START_TIMEOUT
+    cluster.client.run(set_timeout, 1.0)
+    try:
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            credentials = Credentials(os.urandom(32), os.urandom(NONCE_SIZE))
+            task = cluster.client.submit(remote_worker.serve, listener.getsockname(), credentials, pure=False)
+            sock, _ = listener.accept()  # and stays silent
+            with pytest.raises(TimeoutError, match=r"sent no payload within 1\.0 s"):
+                task.result(30)
+            sock.close()
+    finally:
+        cluster.client.run(set_timeout, default)
+
+
+def _secrets_in(text: str, credentials: Credentials) -> list[str]:
+    secrets = (credentials.key, credentials.challenge)
+    forms = [form for secret in secrets for form in (repr(secret), secret.hex())] + [credentials.key.decode()]
+    return [form for form in forms if form in text]
+
+
+def test_the_one_time_key_stays_out_of_the_task_and_the_workers_log(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dask logs a failed task's arguments (older versions their repr); the key travels in an object that
+    hides it, and still pickles as Dask sends it."""
+    submitted: list[tuple[Any, ...]] = []
+    submit = cluster.client.submit
+    spy = lambda *args, **kw: submitted.append(args) or submit(*args, **kw)  # noqa: E731
+    monkeypatch.setattr(cluster.client, "submit", spy)
+    p = RemoteProcess(target=os.getpid, cluster=cluster.client)
+    p.start()
+    p.join(30)
+    monkeypatch.undo()
+    (_, _, credentials), = submitted
+    assert isinstance(credentials, Credentials) and len(credentials.key) == 64
+    assert _secrets_in(repr(submitted), credentials) == []
+    assert pickle.loads(pickle.dumps(credentials)).key == credentials.key
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        address = closed.getsockname()  # nobody listens there once it is closed
+    task = cluster.client.submit(remote_worker.serve, address, credentials, pure=False)
+    with pytest.raises(ConnectionRefusedError):
+        task.result(30)
+    assert wait_until(lambda: task.key in cluster.log.read_text())  # "Compute Failed", with the task
+    assert _secrets_in(cluster.log.read_text(), credentials) == []
+
+
+def test_a_frame_longer_than_the_maximum_is_refused_before_it_is_read(
+    wires: tuple[Wire, Wire], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker, notebook = wires
+    forged_length = (remote_worker.MAX_FRAME + 1).to_bytes(8, "big")
+    worker.sock.sendall(forged_length + os.urandom(32))  # a header no signature can vouch for yet
+    with pytest.raises(processing.AuthenticationError, match="announced 1073741825 bytes, more than"):
+        notebook.recv()
+    monkeypatch.setattr(remote_worker, "MAX_FRAME", 1000)
+    with pytest.raises(ValueError, match=r"'output' message pickles to \d+ bytes, more than the 1000 "):
+        worker.send(("output", "stdout", b"x" * 2000))  # refused by its sender: its peer would refuse it
