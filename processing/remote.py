@@ -450,26 +450,34 @@ class RemoteProcess(Pep8Aliases):
         )
 
     def _on_task_done(self, future: Future) -> None:
-        """Dask's callback: a task that ends before it connected back will never connect."""
+        """Dask's callback: a task that ends before it connected back will never connect.
+
+        Whether the worker connected and the end are decided in one critical
+        section, the one :meth:`_accept` checks before it sends the payload:
+        otherwise a worker whose hello was just accepted could be started in
+        between, while the handle records a stop that never happened and drops
+        the child's real exit.
+        """
         if future.status == "finished":
             return  # the task returned after the exit report, which the relay thread handles
+        error = None if future.status == "cancelled" else future.exception()
         with self._lock:
             if self._wire is not None:
                 return  # connected: the relay thread sees the connection end
-            command = self._stop_command
-        if future.status == "cancelled" and command is not None:
-            self._end(-_SIGNALS[command[1]], "stopped", None)
-        elif future.status == "cancelled":
-            self._end(None, "lost", "its Dask task was cancelled before the child started")
-        else:
-            error = future.exception()
-            self._end(
-                None,
-                "lost",
-                f"its Dask task failed before the child started ({type(error).__name__}: {error}); "
-                f"if the workers cannot reach this machine at {self.listen_address}, "
-                "pass listen_host= an address of it they can reach",
-            )
+            if error is not None:
+                ended = self._record_end(
+                    None,
+                    "lost",
+                    f"its Dask task failed before the child started ({type(error).__name__}: {error}); "
+                    f"if the workers cannot reach this machine at {self.listen_address}, "
+                    "pass listen_host= an address of it they can reach",
+                )
+            elif self._stop_command is not None:
+                ended = self._record_end(-_SIGNALS[self._stop_command[1]], "stopped", None)
+            else:
+                ended = self._record_end(None, "lost", "its Dask task was cancelled before the child started")
+        if ended is not None:
+            self._announce_end(*ended)
         self._wake_listener()
 
     def _wake_listener(self) -> None:
@@ -509,11 +517,23 @@ class RemoteProcess(Pep8Aliases):
     def _end(self, exitcode: int | None, state: str, failure: str | None) -> None:
         """Record the end once, fire ``exited``, release whoever waits."""
         with self._lock:
-            if self._ended():
-                return
-            self._exitcode, self._state, self.failure = exitcode, state, failure
-            self._ender = threading.current_thread()
-            future, self._future = self._future, None
+            ended = self._record_end(exitcode, state, failure)
+        if ended is not None:
+            self._announce_end(*ended)
+
+    def _record_end(
+        self, exitcode: int | None, state: str, failure: str | None
+    ) -> tuple[int | None, str, Future | None] | None:
+        """Mark the end (lock held); what :meth:`_announce_end` needs, or None if it had ended already."""
+        if self._ended():
+            return None
+        self._exitcode, self._state, self.failure = exitcode, state, failure
+        self._ender = threading.current_thread()
+        future, self._future = self._future, None
+        return exitcode, state, future
+
+    def _announce_end(self, exitcode: int | None, state: str, future: Future | None) -> None:
+        """Fire ``exited`` and release whoever waits (without the lock: subscribers may call back)."""
         self._running.set()
         notify("exited", self, exitcode)
         self._done.set()
