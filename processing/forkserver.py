@@ -25,8 +25,9 @@ started detached, so nothing outlives a dead kernel.
 Every child pays, right after the fork, for the after-fork hooks that imported
 modules registered: Python code whose first run in a fresh copy-on-write
 address space costs a page fault (~2 us) for nearly every page it touches.
-threading's and logging's hooks (~170 faults, ~0.3 ms a child) only reset locks
-that another thread might have held at the fork; the server forks from its only
+threading's and logging's hooks (~170 faults, ~0.3 ms a child) reset locks that
+another thread might have held at the fork (and threading's notes the new
+native thread id, which a child here sets itself); the server forks from its only
 thread, holding none, so it imports its own modules with those hooks held back
 (see :func:`server_call`) and registers them only if a preloaded module started
 a thread. The other hooks (random's reseed among them) are kept.
@@ -209,14 +210,17 @@ class _Server:
         """The first idle child still alive, placed in its process group (``group``: new, or the client's)."""
         while self.idle:
             pid, sock = self.idle.popleft()
-            if not wait_readable(sock.fileno(), 0):  # a live idle child never writes: readable means gone
+            alive = not wait_readable(sock.fileno(), 0)  # a live idle child never writes: readable means gone
+            if alive and group is not None:
                 try:
                     # As the child itself does first thing: whoever is first wins.
-                    if group is not None:
-                        os.setpgid(pid, pid if group[0] else group[1])
-                    return pid, sock
+                    os.setpgid(pid, pid if group[0] else group[1])
+                except ProcessLookupError:
+                    alive = False
                 except OSError:
-                    pass
+                    pass  # it cannot join that group (the client left its session?), nor could it itself
+            if alive:
+                return pid, sock
             sock.close()
         return None
 
@@ -316,6 +320,7 @@ def _run_child(
     assert message is not None and request_fds is not None
     _, detached, new_group, client_group = REQUEST.unpack(message)
     enter_group(detached=detached, new_group=new_group, pgid=client_group)
+    threading.main_thread()._set_native_id()  # type: ignore[attr-defined]  # what the held-back hook did
     status_w, pid_w, channel_fd, out_fd, err_fd = request_fds
     _close(status_w, pid_w)
     spawn_main(channel_fd, out_fd, err_fd)

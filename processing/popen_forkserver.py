@@ -34,20 +34,26 @@ def setForkserverPreload(module_names: list[str]) -> None:
     """
     if not isinstance(module_names, (list, tuple)) or not all(isinstance(m, str) for m in module_names):
         raise TypeError("setForkserverPreload() takes a list of module names, e.g. ['numpy']")
-    _preload[:] = list(module_names)
+    with _server_lock:  # a server being started reads the list under it
+        _set_preload(list(module_names))
+
+
+def preload_also(module_names: list[str]) -> None:
+    """Add to the fork server's preload list, keeping what is there (see :func:`setForkserverPreload`)."""
+    with _server_lock:
+        missing = [name for name in module_names if name not in _preload]
+        if missing:
+            _set_preload(_preload + missing)
+
+
+def _set_preload(module_names: list[str]) -> None:
+    _preload[:] = module_names
     server = _server
     if server is not None and server.owner == os.getpid():
         try:
             server.preload(_preload)
         except OSError:
             pass  # the server has died: its successor imports them when it starts
-
-
-def preload_also(module_names: list[str]) -> None:
-    """Add to the fork server's preload list, keeping what is there (see :func:`setForkserverPreload`)."""
-    missing = [name for name in module_names if name not in _preload]
-    if missing:
-        setForkserverPreload(_preload + missing)
 
 
 set_forkserver_preload = setForkserverPreload
@@ -63,6 +69,9 @@ class _Server:
             # A group of its own: a signal to the client's group (a kernel
             # interrupt, a shutdown) must not kill the server or its idle children.
             self.pid = spawn_interpreter(call, [theirs.fileno()], new_group=True)
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
         self.sock = ours
@@ -99,8 +108,12 @@ def _get_server() -> _Server:
 
 
 def _forget_server_in_child() -> None:
-    """A forked child must not keep its parent's server alive, nor talk to it."""
-    global _server
+    """A forked child must not keep its parent's server alive, nor talk to it.
+
+    The locks are new too: another thread of the parent may have held them.
+    """
+    global _server, _server_lock
+    _server_lock = threading.Lock()
     if _server is not None:
         _server.sock.close()
         _server = None

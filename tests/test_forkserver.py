@@ -38,6 +38,7 @@ def _report() -> None:
             "threads": threading.active_count(),
             "main_is_current": threading.main_thread() is threading.current_thread(),
             "thread_ran": done == [1],
+            "native_id": threading.main_thread().native_id == os.getpid(),
         }
     )
 
@@ -64,6 +65,7 @@ def test_threads_and_logging_work_in_children_and_exit_is_clean() -> None:
         assert report["threads"] == 1
         assert report["main_is_current"] is True
         assert report["thread_ran"] is True
+        assert report["native_id"] is True  # the child's own, not the server's
 
 
 def test_only_the_lock_resets_are_held_back_and_only_in_a_single_threaded_server() -> None:
