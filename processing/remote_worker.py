@@ -314,8 +314,8 @@ def serve(address: tuple[str, int], credentials: Credentials) -> int | None:
                 f"the notebook at {address} sent no payload within {START_TIMEOUT} s of this task's start"
             ) from error
         try:
-            child = _child(wire, payload, options)
-            reports = _Reports(wire, child, host)
+            reports = _Reports(wire, host)
+            child = reports.child = _child(reports, payload, options)
             subscription = subscribe(message=reports.message, exited=reports.exited)
             child.start()
         except BaseException:
@@ -335,14 +335,15 @@ def serve(address: tuple[str, int], credentials: Credentials) -> int | None:
 
 
 class _Reports:
-    """What the notebook hears of the child: ``running``, the objects it sends, then ``exit``, in that order.
+    """What the notebook hears of the child: ``running`` first, then its output and objects, then ``exit``.
 
     The task's thread sends ``running`` once the child's pid is known. The
-    objects and the exit go from the monitor thread that learns them, right
-    after it delivered the child's output (a hand-over to the task's thread
-    would cost a wake-up on every end); a child that ends before its pid
-    arrived has its exit held here until ``running`` went, so as not to
-    overtake it.
+    output, the objects and the exit go from the threads that learn them (the
+    exit right after the child's output was delivered: a hand-over to the
+    task's thread would cost a wake-up on every end). Whatever comes before
+    ``running`` went, which a child that writes or sends at once can cause, is
+    held here and sent right after it, so that the notebook never hears of a
+    child whose pid it does not know yet.
 
     ``ended`` is a descriptor that becomes readable once the exit was sent: the
     task's thread waits on it rather than on the child's sentinel, so that it
@@ -350,67 +351,61 @@ class _Reports:
     report is on its way.
     """
 
-    def __init__(self, wire: Wire, child: Process, host: str) -> None:
+    def __init__(self, wire: Wire, host: str) -> None:
         self._wire = wire
-        self._child = child
         self._host = host
-        self._lock = threading.RLock()  # re-entered: running() sends a held exit
-        self._running_sent = False
-        self._held_exit: int | None = None
+        self.child: Process | None = None  # set once made, before it starts
+        self._lock = threading.RLock()  # re-entered: running() may send the exit, which closes the writer
+        self._held: list[tuple[Any, ...]] | None = []  # None once running went
         self.ended, self._ended_writer = os.pipe()
 
     def running(self) -> None:
-        message = ("running", self._child.pid, self._host)
+        assert self.child is not None
         with self._lock:
-            self._wire.send(message)
-            self._running_sent = True
-            if self._held_exit is not None:
-                self._send_exit(self._held_exit)
+            held, self._held = self._held or [], None
+            for message in [("running", self.child.pid, self._host), *held]:
+                self._transmit(message)
+
+    def output(self, stream: str, data: bytes) -> None:
+        self._send(("output", stream, data))
 
     def message(self, process: Process, obj: object) -> None:
-        if process is self._child:
+        if process is self.child:
             self._send(("message", serialization.dumps(obj)))
 
     def exited(self, process: Process, exitcode: int) -> None:
-        if process is not self._child:
-            return
-        with self._lock:
-            if not self._running_sent:
-                self._held_exit = exitcode
-                return
-        self._send_exit(exitcode)
+        if process is self.child:
+            self._send(("exit", exitcode))
 
     def close(self) -> None:
         os.close(self.ended)
         self._close_writer()
 
-    def _send_exit(self, exitcode: int) -> None:
-        self._send(("exit", exitcode))
-        self._close_writer()  # ended becomes readable (EOF)
-
-    def _close_writer(self) -> None:
-        with self._lock:
-            writer, self._ended_writer = self._ended_writer, -1
-        if writer >= 0:
-            os.close(writer)
-
     def _send(self, message: tuple[Any, ...]) -> None:
+        with self._lock:
+            if self._held is not None:
+                self._held.append(message)
+                return
+        self._transmit(message)
+
+    def _transmit(self, message: tuple[Any, ...]) -> None:
         try:
             self._wire.send(message)
         except OSError:
             pass  # the notebook has gone; _supervise stops the child
+        if message[0] == "exit":
+            self._close_writer()  # ended becomes readable (EOF)
+
+    def _close_writer(self) -> None:
+        with self._lock:  # close() on the task's thread may race the exit's sender
+            writer, self._ended_writer = self._ended_writer, -1
+        if writer >= 0:
+            os.close(writer)
 
 
-def _child(wire: Wire, payload: bytes, options: dict[str, Any]) -> Process:
+def _child(reports: _Reports, payload: bytes, options: dict[str, Any]) -> Process:
     # run_target's module is in every remote child: the fork server keeps it (once per worker).
     preload_also([run_target.__module__, *options["preload"]])
-
-    def relay_output(stream: str, data: bytes) -> None:
-        try:
-            wire.send(("output", stream, data))
-        except OSError:
-            pass  # the notebook has gone; _supervise stops the child
-
     return Process(
         target=run_target,
         args=(payload,),
@@ -418,7 +413,7 @@ def _child(wire: Wire, payload: bytes, options: dict[str, Any]) -> Process:
         method=options["method"],
         daemon=True,
         new_process_group=True,  # so that terminate(tree=True) needs no psutil
-        output=relay_output if options["capture"] else None,
+        output=reports.output if options["capture"] else None,
     )
 
 

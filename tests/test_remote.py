@@ -191,6 +191,31 @@ def test_sendtoparent_values_and_events_come_back(cluster: Cluster, events: Even
     assert events.of(p)[-1] == ("exited", 0)
 
 
+def test_what_a_child_says_at_once_arrives_after_its_pid(cluster: Cluster) -> None:
+    """A message or output written before the worker reported ``running`` is held back until it did."""
+    seen: list[tuple[str, int | None]] = []
+
+    def at_once() -> None:
+        processing.sendToParent("first thing")
+        print("printed at once", flush=True)
+
+    p = RemoteProcess(target=at_once, cluster=cluster.address,
+                      output=lambda stream, data: seen.append(("output", p.pid)))
+    def on_message(process: object, obj: object) -> None:
+        if process is p:
+            seen.append(("message", p.pid))
+
+    subscription = processing.subscribe(message=on_message)
+    try:
+        p.start()
+        p.join(30)
+    finally:
+        subscription.cancel()
+    assert p.exitcode == 0 and p.messages == ["first thing"]
+    assert p.pid is not None
+    assert sorted(seen) == [("message", p.pid), ("output", p.pid)]  # neither came while pid was None
+
+
 def test_preload_makes_the_workers_fork_server_keep_a_module(cluster: Cluster) -> None:
     """With ``preload=``, the module is in the child before its target runs, imported by the fork server."""
 
