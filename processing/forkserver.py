@@ -257,6 +257,7 @@ class _Server:
                 signal.set_wakeup_fd(-1)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.default_int_handler)
+                threading.main_thread()._set_native_id()  # type: ignore[attr-defined]  # as the held-back hook did
                 _close(*inherited)
                 if ours is not None:
                     ours.close()
@@ -320,7 +321,6 @@ def _run_child(
     assert message is not None and request_fds is not None
     _, detached, new_group, client_group = REQUEST.unpack(message)
     enter_group(detached=detached, new_group=new_group, pgid=client_group)
-    threading.main_thread()._set_native_id()  # type: ignore[attr-defined]  # what the held-back hook did
     status_w, pid_w, channel_fd, out_fd, err_fd = request_fds
     _close(status_w, pid_w)
     spawn_main(channel_fd, out_fd, err_fd)
