@@ -201,8 +201,9 @@ class ForkserverPopen(Popen):
             return
         if flags == os.WNOHANG and not _fd.wait_readable(self.sentinel, 0):
             return
-        data = _read_exact(self.sentinel, EXIT.size)
-        # No status means the server died first; 255 is what a lost child reports.
+        data = _read_exact(self.sentinel, EXIT.size + 1)
+        # No status means the server died first; 255 is what a lost child reports. Reading on to
+        # the end (the server closes the pipe right after writing) leaves the sentinel readable for good.
         self.returncode = EXIT.unpack(data)[0] if len(data) == EXIT.size else 255
 
 
