@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-__all__ = ["Subscription", "delivers_exits", "guarded", "notify", "subscribe", "wait_delivered", "watch"]
+__all__ = ["Subscription", "guarded", "notify", "subscribe", "wait_delivered", "watch"]
 
 _READ_SIZE = 1 << 16
 #: A stream read again within this many seconds is parked for as long: under a
@@ -109,14 +109,9 @@ def watch(process: Any) -> None:
     _state.add(process)
 
 
-def delivers_exits() -> bool:
-    """Whether the calling thread may wait for the monitor to deliver an exit: not the monitor's own."""
-    return threading.current_thread() is not _state.thread
-
-
 def wait_delivered(process: Any, timeout: float | None) -> None:
     """Wait until the monitor has delivered the exited child's output and events."""
-    if delivers_exits():
+    if threading.current_thread() is not _state.thread:
         process._finished.wait(timeout)
 
 

@@ -155,13 +155,9 @@ class Process(Pep8Aliases):
         self._check_creator("join")
         if self._popen is None:
             raise ProcessStateError(f"cannot join {self._name}: it has not been started; call start() first")
-        if monitor.delivers_exits():
-            # The monitor thread reaps the child, delivers what is left, then sets
-            # _finished: waiting for that alone wakes this thread once, not twice.
-            if self._finished.wait(timeout):
-                _children.discard(self)
-        elif self._popen.wait(timeout) is not None:
+        if self._popen.wait(timeout) is not None:
             _children.discard(self)
+            monitor.wait_delivered(self, timeout)
 
     def isAlive(self) -> bool:
         """Whether the child runs: True from the moment ``start()`` returns until it exits.
