@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import select
+import socket
 
-__all__ = ["close_all", "enlarge_pipe", "process_sentinel", "wait_readable"]
+__all__ = ["close_all", "enlarge_pipe", "process_sentinel", "recv_exact", "wait_readable"]
 
 
 def wait_readable(fd: int, timeout: float | None) -> bool:
@@ -56,3 +57,18 @@ def close_all(*fds: int | None) -> None:
                 os.close(fd)
             except OSError:
                 pass
+
+
+def recv_exact(sock: socket.socket, size: int, *, eof: str) -> bytes:
+    """Exactly ``size`` bytes from a stream socket.
+
+    Raises:
+        EOFError: with the message ``eof``, if the peer closes first.
+    """
+    chunks = bytearray()
+    while len(chunks) < size:
+        chunk = sock.recv(min(size - len(chunks), 1 << 20))
+        if not chunk:
+            raise EOFError(eof)
+        chunks += chunk
+    return bytes(chunks)

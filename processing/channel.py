@@ -20,11 +20,13 @@ import struct
 import threading
 
 from . import serialization
+from ._fd import recv_exact
 from .errors import AuthenticationError
 
 __all__ = ["ChildChannel", "ParentChannel", "read_payload", "send_payload"]
 
 _LENGTH = struct.Struct("<Q")
+_NO_PAYLOAD = "the parent closed the control channel before the payload arrived"
 _MAC_SIZE = hashlib.sha256().digest_size
 
 
@@ -37,20 +39,10 @@ def send_payload(sock: socket.socket, data: bytes) -> None:
     sock.sendall(_LENGTH.pack(len(data)) + data)
 
 
-def _recv_exact(sock: socket.socket, size: int) -> bytes:
-    chunks = bytearray()
-    while len(chunks) < size:
-        chunk = sock.recv(min(size - len(chunks), 1 << 20))
-        if not chunk:
-            raise EOFError("the parent closed the control channel before the payload arrived")
-        chunks += chunk
-    return bytes(chunks)
-
-
 def read_payload(sock: socket.socket) -> bytes:
     """Receive the block sent by :func:`send_payload`."""
-    (size,) = _LENGTH.unpack(_recv_exact(sock, _LENGTH.size))
-    return _recv_exact(sock, size)
+    (size,) = _LENGTH.unpack(recv_exact(sock, _LENGTH.size, eof=_NO_PAYLOAD))
+    return recv_exact(sock, size, eof=_NO_PAYLOAD)
 
 
 class ChildChannel:

@@ -51,7 +51,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ._fd import wait_readable
+from ._fd import close_all, recv_exact, wait_readable
 
 __all__ = ["EXIT", "PID", "PRELOAD", "REQUEST", "START", "main", "server_call"]
 
@@ -66,6 +66,7 @@ _SHUTDOWN_GRACE = 2.0
 _IDLE_CHILDREN = 2
 _QUIET = 0.002
 _SPARE_BACKOFF = 1.0  # seconds without spares after a fork failed
+_CLIENT_GONE = "the client closed its end in the middle of a request"
 _BACK_TO_BACK = 0.005  # requests closer than this keep a spare forked at every hand-over
 
 
@@ -151,10 +152,10 @@ class _Server:
                     return
                 kind, _, _, value = REQUEST.unpack(message)
                 if kind == PRELOAD:
-                    _import(_recv_exact(self.client, value).decode().split("\n"), self.hooks)
+                    _import(recv_exact(self.client, value, eof=_CLIENT_GONE).decode().split("\n"), self.hooks)
                     self.retire_spares()  # forked without them
                 elif len(fds) != _FDS_PER_REQUEST or flags & socket.MSG_CTRUNC:
-                    _close(*fds)  # descriptors lost on the way (none left?): the client sees the start fail
+                    close_all(*fds)  # descriptors lost on the way (none left?): the start fails
                 else:
                     self._start_child(message, fds)
                     now = time.monotonic()
@@ -204,7 +205,7 @@ class _Server:
                     sock.close()
             self.children[pid] = (status_w, detached)
         finally:
-            _close(pid_w, *child_ends)
+            close_all(pid_w, *child_ends)
 
     def _live_spare(self, group: tuple[bool, int] | None) -> tuple[int, socket.socket] | None:
         """The first idle child still alive, placed in its process group (``group``: new, or the client's)."""
@@ -258,7 +259,7 @@ class _Server:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.default_int_handler)
                 threading.main_thread()._set_native_id()  # type: ignore[attr-defined]  # as the held-back hook did
-                _close(*inherited)
+                close_all(*inherited)
                 if ours is not None:
                     ours.close()
                 _run_child(theirs, request_fds, message)
@@ -322,7 +323,7 @@ def _run_child(
     _, detached, new_group, client_group = REQUEST.unpack(message)
     enter_group(detached=detached, new_group=new_group, pgid=client_group)
     status_w, pid_w, channel_fd, out_fd, err_fd = request_fds
-    _close(status_w, pid_w)
+    close_all(status_w, pid_w)
     spawn_main(channel_fd, out_fd, err_fd)
 
 
@@ -334,14 +335,6 @@ def _fork_failed(status_w: int, pid_w: int, err_fd: int, error: OSError) -> None
         pass
     _announce(pid_w, 0)
     _report(status_w, 255)
-
-
-def _close(*fds: int) -> None:
-    for fd in fds:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
 
 
 class _HeldHooks:
@@ -376,16 +369,6 @@ def _import(names: list[str], hooks: _HeldHooks) -> None:
             pass
     hooks.settle(single_threaded=threading.active_count() == 1)
     gc.freeze()  # objects made so far are shared, not copied, by every child
-
-
-def _recv_exact(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 def _announce(pid_w: int, pid: int) -> None:
