@@ -165,13 +165,13 @@ def test_at_exit_daemonic_children_are_terminated_and_others_joined(method: str,
     assert wait_until(lambda: pid_gone(worker_pid))
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_children_die_when_their_creator_is_killed(method: str) -> None:
+def child_of_a_killed_creator(method: str, options: str = "") -> int:
+    """Start a sleeping child from a fresh interpreter, SIGKILL that interpreter; the child's pid."""
     result = run_python(
-        """
+        f"""
         import os, signal, sys
         import processing, proc_targets
-        p = processing.Process(target=proc_targets.sleep_forever, method=sys.argv[1])
+        p = processing.Process(target=proc_targets.sleep_forever, method=sys.argv[1]{options})
         p.start()
         print(p.pid, flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
@@ -180,28 +180,19 @@ def test_children_die_when_their_creator_is_killed(method: str) -> None:
         env=PYTHONPATH,
     )
     assert result.returncode == -9
-    child = int(result.stdout)
+    return int(result.stdout)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_children_die_when_their_creator_is_killed(method: str) -> None:
+    child = child_of_a_killed_creator(method)
     assert wait_until(lambda: pid_gone(child)), f"child {child} outlived its SIGKILLed creator"
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_a_detached_child_outlives_its_creator(method: str) -> None:
-    result = run_python(
-        """
-        import os, signal, sys
-        import processing, proc_targets
-        # output= so that the child does not hold this script's stdout open (subprocess.run waits for EOF)
-        p = processing.Process(target=proc_targets.sleep_forever, method=sys.argv[1], detached=True,
-                               output=lambda stream, data: None)
-        p.start()
-        print(p.pid, flush=True)
-        os.kill(os.getpid(), signal.SIGKILL)
-        """,
-        method,
-        env=PYTHONPATH,
-    )
-    assert result.returncode == -9
-    child = int(result.stdout)
+    # output= so that the child does not hold the script's stdout open (subprocess.run waits for EOF)
+    child = child_of_a_killed_creator(method, ", detached=True, output=lambda stream, data: None")
     try:
         # Give a guard that should not be there every chance to act first.
         import time
