@@ -48,7 +48,7 @@ class Entry:
 
     def __init__(self, process: processing.Process, started: float) -> None:
         self.process = process
-        self.remote = hasattr(process, "host")
+        self.remote = process.remote
         self._pid: int | None = None  # read lazily: a fork server child's pid may not be known yet
         self.fingerprint: str = fingerprint(process.authkey)
         self.started = started
@@ -72,7 +72,7 @@ class Entry:
     @property
     def host(self) -> str | None:
         """Where a remote process runs (None for a local one, or before it runs)."""
-        return getattr(self.process, "host", None) if self.remote else None
+        return self.process.host
 
     @property
     def alive(self) -> bool:

@@ -63,20 +63,20 @@ def format_bytes(size: float) -> str:
     return f"{size:.1f} TB"
 
 
-def pid_text(process: object) -> str:
+def pid_text(process: processing.ProcessHandle) -> str:
     """The pid, with the worker's host beside it for a remote process (``4121 on tcp://10.0.0.7:39227``).
 
     A remote process not yet taken by a worker has neither: ``- (waiting for a worker)``.
     """
-    pid = getattr(process, "pid", None)
+    pid = process.pid
     pid_word = "-" if pid is None else str(pid)
-    if not hasattr(process, "host"):
+    if not process.remote:
         return pid_word
-    host = getattr(process, "host", None)
+    host = process.host
     return f"{pid_word} on {host}" if host else f"{pid_word} (waiting for a worker)"
 
 
-def state_word(process: object, exitcode: int | None, ended: bool) -> str:
+def state_word(process: processing.ProcessHandle, exitcode: int | None, ended: bool) -> str:
     """The state as the repr says it, plus the two words only a remote handle needs.
 
     ``started``, ``stopped``, ``stopped[SIGTERM]`` ... for every process;
@@ -87,8 +87,7 @@ def state_word(process: object, exitcode: int | None, ended: bool) -> str:
     is set).
     """
     if not ended:
-        remote = hasattr(process, "host")
-        return "pending" if remote and getattr(process, "state", None) == "pending" else "started"
+        return "pending" if process.remote and process.state == "pending" else "started"
     if exitcode is None:
         return "lost"
     return processing.status_word(exitcode)

@@ -198,7 +198,7 @@ class WidgetView:
                           for key, text in self._figures.items() if text)
 
     def _usage_text(self) -> str:
-        if hasattr(self.process, "host"):
+        if self.process.remote:
             return ""  # its pid is on the worker's machine: psutil here would measure another process
         try:
             if self._usage is None:

@@ -9,8 +9,10 @@ lifecycle events. It never imports IPython; importing it is cheap.
 from __future__ import annotations
 
 from .errors import AuthenticationError, ProcessError, ProcessStateError, TargetPicklingError
-from .monitor import Subscription, subscribe
-from .parent import send_to_parent, sendToParent
+from .events import Subscription, subscribe
+from .handle import ProcessHandle
+from .launch import get_start_method, getStartMethod, set_start_method, setStartMethod
+from .messaging import send_to_parent, sendToParent
 from .process import (
     Process,
     active_children,
@@ -21,11 +23,6 @@ from .process import (
     currentProcess,
     status_word,
 )
-from .startmethods import get_start_method, getStartMethod, set_start_method, setStartMethod
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
 
 __all__ = [
     "AuthenticationError",
@@ -34,6 +31,7 @@ __all__ = [
     "Pipe",
     "Process",
     "ProcessError",
+    "ProcessHandle",
     "ProcessStateError",
     "RemoteProcess",
     "SchedulerUnreachableError",
@@ -47,8 +45,8 @@ __all__ = [
     "currentProcess",
     "current_process",
     "getStartMethod",
-    "remote",
     "get_start_method",
+    "remote",
     "sendToParent",
     "send_to_parent",
     "setForkserverPreload",
@@ -61,21 +59,23 @@ __all__ = [
 
 __version__ = "0.1.0"
 
+#: Public names imported on first use: the connection machinery, the fork server's client and the
+#: remote handle cost imports that most programs never need.
 _LAZY = {
     "connection": ("connection", None),
     "Client": ("connection", "Client"),
     "Listener": ("connection", "Listener"),
     "Pipe": ("connection", "Pipe"),
     "RemoteProcess": ("remote", "RemoteProcess"),
-    "SchedulerUnreachableError": ("remote_cluster", "SchedulerUnreachableError"),
+    "SchedulerUnreachableError": ("remote", "SchedulerUnreachableError"),
     "remote": ("remote", None),
-    "setForkserverPreload": ("popen_forkserver", "setForkserverPreload"),
-    "set_forkserver_preload": ("popen_forkserver", "set_forkserver_preload"),
+    "setForkserverPreload": ("forkserver.client", "setForkserverPreload"),
+    "set_forkserver_preload": ("forkserver.client", "set_forkserver_preload"),
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Import the connection machinery and the fork server client only when first used."""
+def __getattr__(name: str) -> object:
+    """Import the lazily exported names (see ``_LAZY``) on first use."""
     if name not in _LAZY:
         raise AttributeError(f"module 'processing' has no attribute {name!r}")
     import importlib

@@ -1,12 +1,13 @@
-"""Small file-descriptor helpers shared by the start methods, the monitor and the child."""
+"""Small file-descriptor helpers shared by the start methods, the monitor, the channels and the wire."""
 
 from __future__ import annotations
 
 import os
 import select
 import socket
+import time
 
-__all__ = ["close_all", "enlarge_pipe", "process_sentinel", "recv_exact", "wait_readable"]
+__all__ = ["close_all", "enlarge_pipe", "process_sentinel", "read_exact", "wait_readable"]
 
 
 def wait_readable(fd: int, timeout: float | None) -> bool:
@@ -18,11 +19,7 @@ def wait_readable(fd: int, timeout: float | None) -> bool:
     poller = select.poll()
     poller.register(fd, select.POLLIN)
     ms = None if timeout is None else max(0, int(timeout * 1000 + 0.999))
-    while True:
-        try:
-            return bool(poller.poll(ms))
-        except InterruptedError:  # pragma: no cover - PEP 475 retries for us
-            continue
+    return bool(poller.poll(ms))
 
 
 def process_sentinel(pid: int) -> int | None:
@@ -51,6 +48,7 @@ def enlarge_pipe(fd: int, size: int = 1 << 18) -> None:
 
 
 def close_all(*fds: int | None) -> None:
+    """Close each descriptor given (None and negative numbers are skipped); errors are ignored."""
     for fd in fds:
         if fd is not None and fd >= 0:
             try:
@@ -59,16 +57,35 @@ def close_all(*fds: int | None) -> None:
                 pass
 
 
-def recv_exact(sock: socket.socket, size: int, *, eof: str) -> bytes:
-    """Exactly ``size`` bytes from a stream socket.
+def read_exact(
+    source: socket.socket | int,
+    size: int,
+    *,
+    deadline: float | None = None,
+    eof: str = "the other end closed the connection",
+) -> bytes:
+    """Exactly ``size`` bytes from a stream socket or from a pipe's descriptor.
+
+    With ``deadline`` (a :func:`time.monotonic` value) the whole read must be
+    over by then. The time left is recomputed before every read, so a peer
+    that trickles one byte at a time cannot stretch it to ``size`` timeouts.
 
     Raises:
-        EOFError: with the message ``eof``, if the peer closes first.
+        EOFError: with the message ``eof``, if the other end closes first.
+        TimeoutError: the deadline passed first.
     """
-    chunks = bytearray()
-    while len(chunks) < size:
-        chunk = sock.recv(min(size - len(chunks), 1 << 20))
-        if not chunk:
+    fd = source if isinstance(source, int) else source.fileno()
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    received = 0
+    while received < size:
+        if deadline is not None and not wait_readable(fd, max(0.0, deadline - time.monotonic())):
+            raise TimeoutError(f"only {received} of the {size} bytes expected arrived in time")
+        if isinstance(source, int):
+            count = os.readv(fd, [view[received:]])
+        else:
+            count = source.recv_into(view[received:])
+        if not count:
             raise EOFError(eof)
-        chunks += chunk
-    return bytes(chunks)
+        received += count
+    return bytes(buffer)

@@ -2,65 +2,55 @@
 
 It is a private socketpair. The parent sends the child's start payload down it
 once (spawn and forkserver). The child can send objects back up it with
-:func:`processing.sendToParent`. Every message from the child is signed with
-HMAC-SHA256 over a fresh random challenge the parent chose for that child, a
-sequence number and the body, using the process's auth key: the parent accepts
-a message only from a peer that holds the key, and a replayed or reordered
-message fails too. A bad signature raises ``AuthenticationError`` and closes the
-channel.
+:func:`processing.sendToParent`, each as a signed frame (:mod:`processing.frames`)
+under the process's auth key, over a fresh random challenge the parent chose for
+that child: the parent accepts a message only from a peer that holds the key,
+and a replayed or reordered message fails too. A bad signature raises
+``AuthenticationError`` and closes the channel.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import socket
-import struct
 import threading
 
-from . import serialization
-from ._fd import recv_exact
+from . import frames, serialization
+from ._fd import read_exact
 from .errors import AuthenticationError
 
 __all__ = ["ChildChannel", "ParentChannel", "read_payload", "send_payload"]
 
-_LENGTH = struct.Struct("<Q")
 _NO_PAYLOAD = "the parent closed the control channel before the payload arrived"
-_MAC_SIZE = hashlib.sha256().digest_size
-
-
-def _mac(key: bytes, challenge: bytes, seq: int, body: bytes) -> bytes:
-    return hmac.new(key, challenge + seq.to_bytes(8, "little") + body, hashlib.sha256).digest()
 
 
 def send_payload(sock: socket.socket, data: bytes) -> None:
-    """Send one length-prefixed block (the parent's start payload)."""
-    sock.sendall(_LENGTH.pack(len(data)) + data)
+    """Send one length-prefixed block (the parent's start payload; the channel itself vouches for it)."""
+    sock.sendall(frames.LENGTH.pack(len(data)) + data)
 
 
 def read_payload(sock: socket.socket) -> bytes:
-    """Receive the block sent by :func:`send_payload`."""
-    (size,) = _LENGTH.unpack(recv_exact(sock, _LENGTH.size, eof=_NO_PAYLOAD))
-    return recv_exact(sock, size, eof=_NO_PAYLOAD)
+    """Receive the block sent by :func:`send_payload`.
+
+    Raises:
+        EOFError: the parent closed the channel first.
+    """
+    (size,) = frames.LENGTH.unpack(read_exact(sock, frames.LENGTH.size, eof=_NO_PAYLOAD))
+    return read_exact(sock, size, eof=_NO_PAYLOAD)
 
 
 class ChildChannel:
-    """The child's end: sends signed messages to the parent."""
+    """The child's end: sends signed messages to the parent, from any thread."""
 
     def __init__(self, sock: socket.socket, key: bytes, challenge: bytes) -> None:
         self._sock = sock
-        self._key = key
-        self._challenge = challenge
-        self._seq = 0
+        self._signer = frames.Signer(key, challenge)
         self._lock = threading.Lock()
 
     def send(self, obj: object) -> None:
         body = serialization.dumps(obj)
         with self._lock:
-            mac = _mac(self._key, self._challenge, self._seq, body)
-            self._seq += 1
-            self._sock.sendall(_LENGTH.pack(len(body)) + mac + body)
+            self._sock.sendall(self._signer.seal(body))
 
 
 class ParentChannel:
@@ -69,8 +59,7 @@ class ParentChannel:
     def __init__(self, sock: socket.socket, key: bytes) -> None:
         self.sock = sock
         self.challenge = os.urandom(32)
-        self._key = key
-        self._seq = 0
+        self._checker = frames.Signer(key, self.challenge)
         self._buffer = bytearray()
         self._lock = threading.Lock()
         self.closed = False
@@ -129,15 +118,14 @@ class ParentChannel:
 
     def _parse(self) -> list[object]:
         messages: list[object] = []
-        head = _LENGTH.size + _MAC_SIZE
-        while len(self._buffer) >= head:
-            (size,) = _LENGTH.unpack_from(self._buffer)
-            if len(self._buffer) < head + size:
+        while len(self._buffer) >= frames.HEADER_SIZE:
+            size, tag = frames.parse_header(self._buffer)
+            end = frames.HEADER_SIZE + size
+            if len(self._buffer) < end:
                 break
-            mac = bytes(self._buffer[_LENGTH.size : head])
-            body = bytes(self._buffer[head : head + size])
-            del self._buffer[: head + size]
-            if not hmac.compare_digest(mac, _mac(self._key, self.challenge, self._seq, body)):
+            body = bytes(self._buffer[frames.HEADER_SIZE : end])
+            del self._buffer[:end]
+            if not self._checker.check(tag, body):
                 self.eof = True
                 self._buffer.clear()
                 self._forgery = AuthenticationError(
@@ -145,7 +133,6 @@ class ParentChannel:
                     "nothing more is read from its control channel"
                 )
                 break
-            self._seq += 1
             try:
                 messages.append(serialization.loads(body))
             except Exception as error:  # any unpickling failure: report it, keep the rest

@@ -1,8 +1,17 @@
-"""Process objects: the seed's ``Process`` class, the main process, and the registry of children.
+"""Process objects: the seed's ``Process`` class, the main process, and this process's children.
 
 The state machine is initial -> started -> stopped[...]. Who actually creates
-the child is a start method's job (``popen_*`` modules); this module only keeps
-names, flags, keys and the rules of the original ``processing`` package.
+the child is a start method's job (:mod:`processing.launch`); this module only
+keeps names, flags, keys and the rules of the original ``processing`` package.
+
+A process object holds two kinds of state, each listed once: its
+*configuration* (identity, name, flags, key, target), set by
+:meth:`Process._configure` and sent to the child with the object; and its
+*local state* (:data:`LOCAL_STATE`: the handle on a started child, where its
+output goes, the objects it sent ...), which means something only in the
+process holding the object, so it is never sent, and starts fresh in a new
+object, in every copy unpickled elsewhere (a child's own object among them),
+and in the main process.
 """
 
 from __future__ import annotations
@@ -15,33 +24,43 @@ import threading
 import time
 
 from . import authkey as _authkey
-from . import monitor, startmethods
-from .aliases import Pep8Aliases
-from .errors import ProcessError, ProcessStateError
+from . import launch, monitor
+from .errors import ProcessError, ProcessStateError, TargetPicklingError
+from .handle import ProcessHandle
+from .launch.spec import LaunchSpec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
     from typing import IO, Any
 
-    __all__ = [
-        "Process",
-        "activeChildren",
-        "active_children",
-        "cpuCount",
-        "cpu_count",
-        "currentProcess",
-        "current_process",
-    ]
+__all__ = [
+    "Process",
+    "activeChildren",
+    "active_children",
+    "cannot_send",
+    "cpuCount",
+    "cpu_count",
+    "currentProcess",
+    "current_process",
+    "status_word",
+]
 
 #: How long ``terminate()`` and ``kill()`` wait for the child to die before returning.
 SIGNAL_WAIT = 2.0
 
-# Attributes that only mean something in the process that created the object.
-_PARENT_ONLY = ("_popen", "_output", "_counter", "_finished", "messages")
+#: A process object's local state: attribute -> a factory of its fresh value.
+LOCAL_STATE: dict[str, Callable[[], Any]] = {
+    "_popen": lambda: None,  # the start method's handle on the started child
+    "_watch": lambda: None,  # the monitor's record of it, until its end is delivered
+    "_output": lambda: None,  # where the child's captured output goes
+    "_counter": lambda: itertools.count(1),  # numbers the children this process creates
+    "_closed": lambda: False,
+    "messages": list,  # the objects the child sent with sendToParent
+}
 
 
-class Process(Pep8Aliases):
+class Process(ProcessHandle):
     """Activity run in a separate process (``threading.Thread``'s methods, plus pid, exit code, key).
 
     Keyword-only extensions beyond the seed:
@@ -62,6 +81,9 @@ class Process(Pep8Aliases):
         TypeError: ``output`` is neither callable nor has a ``write`` method.
     """
 
+    #: The local state's attributes, which ``__getstate__`` leaves out (a subclass adds its own).
+    local_attributes: frozenset[str] = frozenset(LOCAL_STATE)
+
     def __init__(
         self,
         group: None = None,
@@ -81,32 +103,59 @@ class Process(Pep8Aliases):
                 "group must be None: it exists only for compatibility with threading.Thread; leave it out"
             )
         creator = _current_process
-        self._identity = (*creator._identity, next(creator._counter))
-        self._creator_pid = os.getpid()
-        self._target = target
-        self._args = tuple(args)
-        self._kwargs = dict(kwargs or {})
-        self._name = "Process-" + ":".join(map(str, self._identity))
+        identity = (*creator._identity, next(creator._counter))
+        self._configure(
+            identity=identity,
+            creator_pid=os.getpid(),
+            name="Process-" + ":".join(map(str, identity)),
+            daemonic=creator._daemonic if daemon is None else bool(daemon),
+            authkey=creator._authkey,
+            method=None if method is None else launch.check(method),
+            target=target,
+            args=tuple(args),
+            kwargs=dict(kwargs or {}),
+            new_process_group=bool(new_process_group),
+            detached=bool(detached),
+        )
         if name is not None:
             self.setName(name)
-        self._daemonic = creator._daemonic if daemon is None else bool(daemon)
-        self._authkey = creator._authkey
-        self._method = None if method is None else startmethods.check(method)
+        reset_local_state(self)
         self._output = _output_callback(output)
-        self._new_process_group = bool(new_process_group)
-        self._detached = bool(detached)
-        self._popen: Any = None
-        self._start_time: float | None = None
-        self._closed = False
-        self._counter = itertools.count(1)
-        self._finished: threading.Event | None = None
-        self.messages: list[Any] = []
+
+    def _configure(
+        self,
+        *,
+        identity: tuple[int, ...],
+        creator_pid: int | None,
+        name: str,
+        daemonic: bool,
+        authkey: bytes,
+        method: str | None,
+        target: Callable[..., Any] | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        new_process_group: bool,
+        detached: bool,
+    ) -> None:
+        """Set the configuration: everything about the process that travels to its child."""
+        self._identity = identity
+        self._creator_pid = creator_pid
+        self._name = name
+        self._daemonic = daemonic
+        self._authkey = authkey
+        self._method = method
+        self._target = target
+        self._args = args
+        self._kwargs = kwargs
+        self._new_process_group = new_process_group
+        self._detached = detached
 
     def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        for attribute in _PARENT_ONLY:
-            state.pop(attribute, None)
-        return state
+        return {key: value for key, value in self.__dict__.items() if key not in self.local_attributes}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        reset_local_state(self)  # a copy received elsewhere has started nothing there
 
     # -- the seed's methods --------------------------------------------------
 
@@ -131,19 +180,25 @@ class Process(Pep8Aliases):
                 f"{self._name} has already been started; a Process can be started only once: "
                 "create a new Process to run the target again"
             )
-        _reap_finished_children()
-        method = self._method or startmethods.getStartMethod()
-        self._popen = startmethods.popen_class(method)(self)
-        self._start_time = time.monotonic()
-        self._finished = threading.Event()
+        _children.reap_finished()
+        method = self._method or launch.getStartMethod()
+        spec = LaunchSpec(
+            process=self,
+            name=self._name,
+            authkey=self._authkey,
+            capture=self._output is not None,
+            new_process_group=self._new_process_group,
+            detached=self._detached,
+        )
+        self._popen = launch.popen_class(method)(spec)
         _children.add(self)
-        monitor.watch(self)
+        self._watch = monitor.watch(self, self._popen, self._output)
 
     def join(self, timeout: float | None = None) -> None:
         """Wait until the child exits or ``timeout`` seconds pass; may be called many times.
 
         When the child has exited, its output has been delivered and the ``exited``
-        event fired by the time ``join`` returns.
+        event fired by the time ``join`` returns. It never waits longer than ``timeout``.
 
         Raises:
             ProcessStateError: not started yet, joining itself, or not the creator.
@@ -155,9 +210,11 @@ class Process(Pep8Aliases):
         self._check_creator("join")
         if self._popen is None:
             raise ProcessStateError(f"cannot join {self._name}: it has not been started; call start() first")
+        deadline = None if timeout is None else time.monotonic() + timeout
         if self._popen.wait(timeout) is not None:
             _children.discard(self)
-            monitor.wait_delivered(self, timeout)
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            monitor.wait_delivered(self._watch, left)
 
     def isAlive(self) -> bool:
         """Whether the child runs: True from the moment ``start()`` returns until it exits.
@@ -236,7 +293,7 @@ class Process(Pep8Aliases):
                 raise ValueError(
                     f"cannot close {self._name} while it is still running; call join() or terminate() first"
                 )
-            monitor.wait_delivered(self, None)  # the monitor must let go of the descriptors first
+            monitor.wait_delivered(self._watch, None)  # the monitor must let go of the descriptors first
             self._popen.close()
         _children.discard(self)
         self._closed = True
@@ -248,11 +305,6 @@ class Process(Pep8Aliases):
     @daemon.setter
     def daemon(self, daemonic: bool) -> None:
         self.setDaemon(daemonic)
-
-    @property
-    def start_time(self) -> float | None:
-        """``time.monotonic()`` when ``start()`` returned; None before. For elapsed times."""
-        return self._start_time
 
     @property
     def method(self) -> str | None:
@@ -291,13 +343,6 @@ class Process(Pep8Aliases):
     def _check_open(self) -> None:
         if self._closed:
             raise ValueError(f"{self._name} is closed; create a new Process object")
-
-    def _check_creator(self, action: str) -> None:
-        if self._creator_pid != os.getpid():
-            raise ProcessStateError(
-                f"{action}() on {self._name} must be called by the process that created it "
-                f"(pid {self._creator_pid}), not by pid {os.getpid()}"
-            )
 
     def _signal(self, signum: int, tree: bool) -> None:
         self._check_open()
@@ -340,24 +385,26 @@ class _MainProcess(Process):
     """The process that imported :mod:`processing` first; the root of all names."""
 
     def __init__(self) -> None:
-        self._identity = ()
-        self._creator_pid = None
-        self._target = None
-        self._args = ()
-        self._kwargs = {}
-        self._name = "MainProcess"
-        self._daemonic = False
-        self._authkey = _authkey.new_key()
-        self._method = None
-        self._output = None
-        self._new_process_group = False
-        self._detached = False
-        self._popen = None
-        self._start_time = None
-        self._closed = False
-        self._counter = itertools.count(1)
-        self._finished = None
-        self.messages = []
+        self._configure(
+            identity=(),
+            creator_pid=None,
+            name="MainProcess",
+            daemonic=False,
+            authkey=_authkey.new_key(),
+            method=None,
+            target=None,
+            args=(),
+            kwargs={},
+            new_process_group=False,
+            detached=False,
+        )
+        reset_local_state(self)
+
+
+def reset_local_state(process: Process) -> None:
+    """Give ``process`` fresh local state (see :data:`LOCAL_STATE`)."""
+    for attribute, fresh in LOCAL_STATE.items():
+        setattr(process, attribute, fresh())
 
 
 def status_word(exitcode: int | None) -> str:
@@ -372,6 +419,26 @@ def status_word(exitcode: int | None) -> str:
         except ValueError:
             return f"stopped[{exitcode}]"
     return f"stopped[{exitcode}]"
+
+
+def cannot_send(process: Process, method: str, error: BaseException) -> TargetPicklingError:
+    """The error for a process whose state cannot be sent to its child, naming the part that fails."""
+    from .serialization import call_parts, short_repr, unpicklable
+
+    parts = call_parts(process._target, process._args, process._kwargs)
+    own = {name: value for name, value in vars(process).items() if not name.startswith("_")}
+    parts += [(f"attribute {name!r}", value) for name, value in own.items()]
+    failures = unpicklable(parts)
+    if failures:
+        label, value, error = failures[0]
+        culprit = f"its {label}, {short_repr(value)},"
+    else:
+        culprit = f"the {type(process).__name__} object itself"
+    return TargetPicklingError(
+        f"cannot start {process._name} with the {method!r} start method: {culprit} cannot be "
+        f"sent to the child ({type(error).__name__}: {error}). Pass something picklable "
+        "(create such objects inside the target instead), or use method='fork', which sends nothing."
+    )
 
 
 def _output_callback(
@@ -402,23 +469,54 @@ class _StreamWriter:
         self._stream.flush()
 
 
+class _Children:
+    """The children this process started and has not yet seen exit; one lock guards the set."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._children: set[Process] = set()
+
+    def add(self, child: Process) -> None:
+        with self._lock:
+            self._children.add(child)
+
+    def discard(self, child: Process) -> None:
+        with self._lock:
+            self._children.discard(child)
+
+    def snapshot(self) -> list[Process]:
+        with self._lock:
+            return list(self._children)
+
+    def reap_finished(self) -> None:
+        for child in self.snapshot():
+            if child._popen is not None and child._popen.poll() is not None:
+                self.discard(child)
+
+    def clear(self) -> list[Process]:
+        """Forget every child; returns those it held."""
+        with self._lock:
+            children, self._children = list(self._children), set()
+        return children
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: a fresh lock (a thread of the parent may hold it); the children stay."""
+        self._lock = threading.Lock()
+
+
 _current_process: Process = _MainProcess()
-_children: set[Process] = set()
+_children = _Children()
+os.register_at_fork(after_in_child=_children.reset_after_fork)
 
 
 def become_current(process: Process) -> None:
     """In a new child: make ``process`` the current process, with no children of its own yet."""
-    global _current_process, _children
-    for inherited in _children:
+    global _current_process
+    for inherited in _children.clear():
         if inherited._popen is not None:
             inherited._popen.release_in_child()
     _current_process = process
-    _children = set()
-    process._popen = None
-    process._counter = itertools.count(1)
-    process._finished = None
-    process.messages = []
-    process._output = None
+    reset_local_state(process)
 
 
 def currentProcess() -> Process:
@@ -428,8 +526,8 @@ def currentProcess() -> Process:
 
 def activeChildren() -> list[Process]:
     """The children of this process that are still alive (finished ones are reaped on the way)."""
-    _reap_finished_children()
-    return list(_children)
+    _children.reap_finished()
+    return _children.snapshot()
 
 
 def cpuCount() -> int:
@@ -444,18 +542,13 @@ def cpuCount() -> int:
     return count
 
 
-def _reap_finished_children() -> None:
-    for child in list(_children):
-        if child._popen is not None and child._popen.poll() is not None:
-            _children.discard(child)
-
-
 def shutdown_children() -> None:
     """What a process does as it ends: terminate daemonic children, then join the others."""
-    for child in list(_children):
+    children = _children.snapshot()
+    for child in children:
         if child._daemonic and child._popen is not None and child._popen.poll() is None:
             child._popen.send_signal(signal.SIGTERM)
-    for child in list(_children):
+    for child in children:
         if child._popen is not None:
             child._popen.wait()
     _children.clear()

@@ -14,13 +14,12 @@ import pickle
 import sys
 import types
 
-from .errors import TargetPicklingError
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import Any
 
-__all__ = ["dumps", "loads", "describe_unpicklable"]
+__all__ = ["call_parts", "dumps", "loads", "short_repr", "unpicklable"]
 
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 
@@ -94,33 +93,31 @@ def _dumps_by_value(obj: object) -> bytes:
 loads = pickle.loads
 
 
-def _parts(process: Any) -> list[tuple[str, object]]:
-    parts: list[tuple[str, object]] = [("target", process._target)]
-    parts += [(f"args[{i}]", arg) for i, arg in enumerate(process._args)]
-    parts += [(f"kwargs[{key!r}]", value) for key, value in process._kwargs.items()]
-    own = {k: v for k, v in vars(process).items() if not k.startswith("_")}
-    parts += [(f"attribute {name!r}", value) for name, value in own.items()]
+def call_parts(target: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[str, object]]:
+    """A call's parts, labelled as an error message names them: ``target``, ``args[0]``, ``kwargs['k']``."""
+    parts: list[tuple[str, object]] = [("target", target)]
+    parts += [(f"args[{i}]", arg) for i, arg in enumerate(args)]
+    parts += [(f"kwargs[{key!r}]", value) for key, value in kwargs.items()]
     return parts
 
 
-def describe_unpicklable(process: Any, method: str, error: BaseException) -> TargetPicklingError:
-    """Build the error for a process whose state cannot be sent, naming the offending part."""
-    for label, value in _parts(process):
+def unpicklable(parts: Iterable[tuple[str, object]]) -> list[tuple[str, object, Exception]]:
+    """Which of the labelled ``parts`` cannot be sent, and why: ``(label, value, error)`` for each.
+
+    The one diagnosis behind every "cannot send" error (a start, a cell's
+    names, a pulled value, a remote target): pickling everything at once says
+    only that something failed; this says what.
+    """
+    failures = []
+    for label, value in parts:
         try:
             dumps(value)
-        except Exception as part_error:
-            culprit = f"its {label}, {_short_repr(value)},"
-            error = part_error
-            break
-    else:
-        culprit = f"the {type(process).__name__} object itself"
-    return TargetPicklingError(
-        f"cannot start {process._name} with the {method!r} start method: {culprit} cannot be "
-        f"sent to the child ({type(error).__name__}: {error}). Pass something picklable "
-        "(create such objects inside the target instead), or use method='fork', which sends nothing."
-    )
+        except Exception as error:  # whatever pickling raises is the reason
+            failures.append((label, value, error))
+    return failures
 
 
-def _short_repr(value: object) -> str:
+def short_repr(value: object, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters for an error message."""
     text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."

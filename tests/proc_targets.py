@@ -233,11 +233,11 @@ def _my_channel():
 def forge_message() -> None:
     """Send one message with the real key, then one signed with a wrong key, then one more."""
     processing.sendToParent("genuine")
-    channel = _my_channel()
-    key = channel._key
-    channel._key = b"not the key"
+    signer = _my_channel()._signer
+    key = signer._key
+    signer._key = b"not the key"
     processing.sendToParent("forged")
-    channel._key = key
+    signer._key = key
     try:
         processing.sendToParent("after the forgery")
     except BrokenPipeError:
@@ -283,15 +283,15 @@ def send_in_one_write(*items: tuple[object, bool]) -> None:
     import socket
 
     channel = _my_channel()
-    real_sock, real_key = channel._sock, channel._key
+    real_sock, real_key = channel._sock, channel._signer._key
     recorder, sink = socket.socketpair()
     try:
         channel._sock = sink
         for obj, forged in items:
-            channel._key = b"not the key" if forged else real_key
+            channel._signer._key = b"not the key" if forged else real_key
             processing.sendToParent(Unloadable() if obj == UNLOADABLE else obj)
     finally:
-        channel._sock, channel._key = real_sock, real_key
+        channel._sock, channel._signer._key = real_sock, real_key
     sink.close()
     frames = b""
     while chunk := recorder.recv(1 << 20):

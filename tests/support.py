@@ -18,12 +18,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def fork_server_pid() -> int | None:
     """The pid of this process's fork server, if it has one running."""
-    from processing import popen_forkserver
+    from processing.forkserver.client import fork_server
 
-    server = popen_forkserver._server
-    if server is None or server.owner != os.getpid():
-        return None
-    return server.pid
+    return fork_server().pid
 
 
 def os_children() -> list[psutil.Process]:

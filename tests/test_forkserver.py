@@ -1,7 +1,7 @@
 """The fork server's own promises: preloading, and what its speed-ups must not change in a child.
 
 The server forks from its only thread and so holds back threading's and
-logging's after-fork hooks (processing/forkserver.py says why). These tests
+logging's after-fork hooks (processing/forkserver/server.py says why). These tests
 check that a child does not notice: it gets its own random state, can run
 threads and log, and sees only its own thread, even when a preloaded module
 started a thread in the server (then the hooks are registered after all).
@@ -19,7 +19,8 @@ import pytest
 from support import run_python
 
 import processing
-from processing import forkserver
+from processing.forkserver import protocol, server
+from processing.forkserver.client import fork_server
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -75,7 +76,7 @@ def test_only_the_lock_resets_are_held_back_and_only_in_a_single_threaded_server
     threading_hook = {"after_in_child": threading._after_fork}  # type: ignore[attr-defined]
     random_hook = {"after_in_child": random._inst.seed}  # type: ignore[attr-defined]
     mixed = {"before": threading._after_fork, "after_in_child": random._inst.seed}  # type: ignore[attr-defined]
-    held = forkserver._HeldHooks(lambda **hooks: kept.append(hooks), [threading_hook, random_hook, mixed])
+    held = server._HeldHooks(lambda **hooks: kept.append(hooks), [threading_hook, random_hook, mixed])
     held.settle(single_threaded=True)
     assert kept == [random_hook, mixed]
     held.settle(single_threaded=True)
@@ -159,18 +160,16 @@ def test_preload_set_while_the_server_runs_takes_effect_at_once(tmp_path) -> Non
     assert result.returncode == 0, result.stderr
     before, *after = json.loads(result.stdout)
     assert before[0] is False and before[1] != before[2]  # imported by the child itself
-    for imported, imported_in, server in after:
-        assert imported is True and imported_in == server  # imported once, by the server
+    for imported, imported_in, server_pid in after:
+        assert imported is True and imported_in == server_pid  # imported once, by the server
 
 
 def test_preload_also_keeps_what_is_there() -> None:
-    from processing import popen_forkserver
-
-    saved = list(popen_forkserver._preload)
+    saved = fork_server().preload
     try:
         processing.setForkserverPreload(["json"])
-        popen_forkserver.preload_also(["json", "decimal"])
-        assert popen_forkserver._preload == ["json", "decimal"]
+        fork_server().preload_also(["json", "decimal"])
+        assert fork_server().preload == ["json", "decimal"]
         assert _reports(1)[0]["threads"] == 1  # the running server took the request and still serves
     finally:
         processing.setForkserverPreload(saved)
@@ -222,14 +221,12 @@ def test_a_start_skips_spares_that_died_and_the_pid_comes_before_the_child_runs(
 def test_a_request_with_descriptors_missing_is_refused_and_the_server_lives_on() -> None:
     from support import fork_server_pid
 
-    from processing import popen_forkserver
-
     before = _reports(1)[0]
     server_pid = fork_server_pid()
     status_r, status_w = os.pipe()
     try:
-        header = forkserver.REQUEST.pack(forkserver.START, False, False, 0)
-        popen_forkserver._get_server().request(header, [status_w])
+        header = protocol.start_request(detached=False, new_group=False, client_group=0)
+        fork_server().send_request(header, [status_w])
         os.close(status_w)
         assert os.read(status_r, 16) == b""  # closed unanswered: nothing started
     finally:
@@ -245,14 +242,12 @@ def test_a_server_that_fails_takes_its_children_with_it() -> None:
     import psutil
     from support import fork_server_pid, pid_gone, wait_until
 
-    from processing import popen_forkserver
-
     sleeper = processing.Process(target=time.sleep, args=(600,), method="forkserver")
     sleeper.start()
     server = psutil.Process(fork_server_pid())
     blob = b"\xff\xfe"
-    header = forkserver.REQUEST.pack(forkserver.PRELOAD, False, False, len(blob))
-    popen_forkserver._get_server().sock.sendall(header + blob)
+    header = protocol.REQUEST.pack(protocol.Kind.PRELOAD, False, False, len(blob))
+    fork_server().send_request(header + blob)
     sleeper.join(30)
     assert not sleeper.is_alive() and sleeper.exitcode is not None
     assert wait_until(lambda: pid_gone(sleeper.pid), limit=10), "the child outlived its server"

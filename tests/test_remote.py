@@ -31,9 +31,13 @@ from cluster_support import Cluster, local_cluster
 from support import Events, Output, pid_gone, run_python, wait_until
 
 import processing
-from processing import remote, remote_worker, serialization
-from processing.remote import RemoteProcess, SchedulerUnreachableError, get_client
-from processing.remote_worker import NONCE_SIZE, Credentials, Wire
+from processing import serialization
+from processing._fd import read_exact
+from processing.remote import RemoteProcess, SchedulerUnreachableError, get_client, protocol
+from processing.remote import relay as relay_module
+from processing.remote import wire as wire_module
+from processing.remote import worker as worker_module
+from processing.remote.wire import HELLO_SIZE, NONCE_SIZE, Credentials, Wire
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -332,7 +336,7 @@ def test_an_unpicklable_argument_is_named_before_anything_is_submitted() -> None
     assert p.state == "initial"
 
 
-def test_a_wrong_key_is_refused_by_the_notebook(cluster: Cluster, capfd: pytest.CaptureFixture[str]) -> None:
+def test_a_wrong_key_is_refused_by_the_notebook(cluster: Cluster, caplog: pytest.LogCaptureFixture) -> None:
     with cluster.busy():
         p = RemoteProcess(target=os.getpid, cluster=cluster.address)
         p.start()
@@ -344,7 +348,7 @@ def test_a_wrong_key_is_refused_by_the_notebook(cluster: Cluster, capfd: pytest.
             impostor.close()
     p.join(30)
     assert p.exitcode == 0  # the refused attempts did not disturb the real worker
-    err = capfd.readouterr().err
+    err = "\n".join(record.getMessage() for record in caplog.records if record.name == "processing")
     assert err.count(f"{p.name} refused a connection") == 2 and "failed its HMAC check" in err
 
 
@@ -353,20 +357,25 @@ def test_a_wrong_key_is_refused_by_the_worker(cluster: Cluster, tmp_path) -> Non
     challenge = os.urandom(NONCE_SIZE)
     with socket.create_server(("127.0.0.1", 0)) as listener:
         task = cluster.client.submit(
-            remote_worker.serve, listener.getsockname(), Credentials(b"the worker's key", challenge),
+            worker_module.serve, listener.getsockname(), Credentials(b"the worker's key", challenge),
             pure=False,
         )
         sock, _ = listener.accept()
         hello = sock.recv(64, socket.MSG_WAITALL)  # the worker's nonce, and its signature
         impostor = Wire(sock, b"another key", challenge, hello[:NONCE_SIZE], worker=False)
-        impostor.send(("start", serialization.dumps((ran.touch, (), {})), _OPTIONS))
+        impostor.send(protocol.Start(serialization.dumps((ran.touch, (), {})), _SETTINGS))
         with pytest.raises(processing.AuthenticationError, match="failed its HMAC check"):
             task.result(30)
         impostor.close()
     assert not ran.exists()
 
 
-_OPTIONS = {"name": "impostor", "method": None, "capture": False, "preload": []}
+_SETTINGS = protocol.ChildSettings(name="impostor", method=None, capture=False, preload=[])
+
+
+def _accept(sock: socket.socket, key: bytes, challenge: bytes) -> Wire:
+    """The notebook's side of a just-accepted connection: read the worker's hello and check it."""
+    return Wire.from_hello(sock, key, challenge, read_exact(sock, HELLO_SIZE, deadline=time.monotonic() + 5))
 
 
 @pytest.fixture
@@ -375,7 +384,7 @@ def wires() -> Iterator[tuple[Wire, Wire]]:
     key, challenge = os.urandom(32), os.urandom(NONCE_SIZE)
     with socket.create_server(("127.0.0.1", 0)) as listener:
         worker = Wire.connect(listener.getsockname(), key, challenge)
-        notebook = Wire.accept(listener.accept()[0], key, challenge, timeout=5)
+        notebook = _accept(listener.accept()[0], key, challenge)
     yield worker, notebook
     worker.close()
     notebook.close()
@@ -383,12 +392,12 @@ def wires() -> Iterator[tuple[Wire, Wire]]:
 
 def test_the_wire_carries_messages_both_ways(wires: tuple[Wire, Wire]) -> None:
     worker, notebook = wires
-    notebook.send(("start", b"payload", {}))
-    worker.send(("running", 42, "tcp://w"))
-    worker.send(("exit", 0))
-    assert worker.recv() == ("start", b"payload", {})
-    assert notebook.recv() == ("running", 42, "tcp://w")
-    assert notebook.recv() == ("exit", 0)
+    notebook.send(protocol.Start(b"payload", _SETTINGS))
+    worker.send(protocol.Running(42, "tcp://w"))
+    worker.send(protocol.Exit(0))
+    assert worker.recv() == protocol.Start(b"payload", _SETTINGS)
+    assert notebook.recv() == protocol.Running(42, "tcp://w")
+    assert notebook.recv() == protocol.Exit(0)
 
 
 @pytest.mark.parametrize("mismatch", ["key", "challenge"])
@@ -400,7 +409,7 @@ def test_a_hello_without_the_key_or_for_another_challenge_is_refused(mismatch: s
         impostor = Wire.connect(listener.getsockname(), *theirs)
         sock = listener.accept()[0]
         with pytest.raises(processing.AuthenticationError, match="from the worker failed its HMAC check"):
-            Wire.accept(sock, key, challenge, timeout=5)
+            _accept(sock, key, challenge)
         sock.close()
         impostor.close()
 
@@ -416,25 +425,26 @@ def test_a_replayed_reflected_altered_or_forged_message_fails(wires: tuple[Wire,
     """Each attack differs from a genuine message in one way only, and nothing of it is loaded."""
     worker, notebook = wires
     if attack == "replayed":
-        worker.send(("running", 42, "tcp://w"))
+        worker.send(protocol.Running(42, "tcp://w"))
         frame = _next_frame(notebook)
         worker.sock.sendall(frame)
-        assert notebook.recv() == ("running", 42, "tcp://w")  # the genuine frame, once
+        assert notebook.recv() == protocol.Running(42, "tcp://w")  # the genuine frame, once
         worker.sock.sendall(frame)  # and again
         victim = notebook
     elif attack == "reflected":
-        notebook.send(("signal", "terminate", False))
-        notebook.send(("signal", "kill", False))
-        assert worker.recv() == ("signal", "terminate", False)
+        notebook.send(protocol.Stop(kill=False, tree=False))
+        notebook.send(protocol.Stop(kill=True, tree=False))
+        assert worker.recv() == protocol.Stop(kill=False, tree=False)
         worker.sock.sendall(_next_frame(worker))  # the second, sent back: its count is the one expected
         victim = notebook
     elif attack == "altered":
-        notebook.send(("signal", "terminate", False))
-        notebook.sock.sendall(_next_frame(worker).replace(b"terminate", b"terminatf"))
+        notebook.send(protocol.Stop(kill=False, tree=False))
+        frame = _next_frame(worker)
+        notebook.sock.sendall(frame[:-2] + bytes([frame[-2] ^ 1]) + frame[-1:])  # one bit of the body
         victim = worker
     else:
         key, challenge, nonce = os.urandom(32), os.urandom(NONCE_SIZE), os.urandom(NONCE_SIZE)
-        Wire(notebook.sock, key, challenge, nonce, worker=False).send(("signal", "kill", False))
+        Wire(notebook.sock, key, challenge, nonce, worker=False).send(protocol.Stop(kill=True, tree=False))
         victim = worker
     with pytest.raises(processing.AuthenticationError, match="failed its HMAC check"):
         victim.recv()
@@ -506,16 +516,16 @@ def _trickle(sock: socket.socket, stop: threading.Event, interval: float = 0.1) 
     return thread
 
 
-def test_a_hello_trickled_byte_by_byte_times_out_in_all(wires: tuple[Wire, Wire]) -> None:
-    """The timeout bounds the whole hello: one byte per read must not renew it."""
-    key, challenge, stop = os.urandom(32), os.urandom(NONCE_SIZE), threading.Event()
+def test_a_message_trickled_byte_by_byte_times_out_in_all(wires: tuple[Wire, Wire]) -> None:
+    """A deadline bounds the whole read: one byte per read must not renew it."""
+    stop = threading.Event()
     with socket.create_server(("127.0.0.1", 0)) as listener, \
             socket.create_connection(listener.getsockname()) as slow:
         thread = _trickle(slow, stop)
         sock = listener.accept()[0]
         begun = time.monotonic()
         with pytest.raises(TimeoutError, match="bytes expected arrived in time"):
-            Wire.accept(sock, key, challenge, timeout=0.5)
+            read_exact(sock, HELLO_SIZE, deadline=begun + 0.5)
         assert time.monotonic() - begun < 1.5
         stop.set()
         thread.join()
@@ -523,10 +533,10 @@ def test_a_hello_trickled_byte_by_byte_times_out_in_all(wires: tuple[Wire, Wire]
 
 
 def test_a_slow_connection_neither_delays_the_worker_nor_stays(
-    cluster: Cluster, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A peer that trickles its hello is dropped at the deadline; one still trickling holds nobody up."""
-    monkeypatch.setattr(remote, "HELLO_TIMEOUT", 1.0)
+    monkeypatch.setattr(relay_module, "HELLO_TIMEOUT", 1.0)
     stop = threading.Event()
     with cluster.busy():
         p = RemoteProcess(target=time.sleep, args=(0.1,), cluster=cluster.address)
@@ -549,17 +559,17 @@ def test_a_slow_connection_neither_delays_the_worker_nor_stays(
     slow.close()
     p.join(30)
     assert p.exitcode == 0
-    assert "its hello was not complete within 1.0 s" in capfd.readouterr().err
+    assert "its hello was not complete within 1.0 s" in caplog.text
 
 
 def test_the_worker_gives_up_on_a_notebook_that_sends_no_payload(cluster: Cluster) -> None:
-    set_timeout = lambda seconds: setattr(remote_worker, "START_TIMEOUT", seconds)  # noqa: E731 - by value
-    default = remote_worker.START_TIMEOUT
+    set_timeout = lambda seconds: setattr(worker_module, "START_TIMEOUT", seconds)  # noqa: E731 - by value
+    default = worker_module.START_TIMEOUT
     cluster.client.run(set_timeout, 1.0)
     try:
         with socket.create_server(("127.0.0.1", 0)) as listener:
             credentials = Credentials(os.urandom(32), os.urandom(NONCE_SIZE))
-            task = cluster.client.submit(remote_worker.serve, listener.getsockname(), credentials, pure=False)
+            task = cluster.client.submit(worker_module.serve, listener.getsockname(), credentials, pure=False)
             sock, _ = listener.accept()  # and stays silent
             with pytest.raises(TimeoutError, match=r"sent no payload within 1\.0 s"):
                 task.result(30)
@@ -593,7 +603,7 @@ def test_the_one_time_key_stays_out_of_the_task_and_the_workers_log(
     assert pickle.loads(pickle.dumps(credentials)).key == credentials.key
     with socket.create_server(("127.0.0.1", 0)) as closed:
         address = closed.getsockname()  # nobody listens there once it is closed
-    task = cluster.client.submit(remote_worker.serve, address, credentials, pure=False)
+    task = cluster.client.submit(worker_module.serve, address, credentials, pure=False)
     with pytest.raises(ConnectionRefusedError):
         task.result(30)
     assert wait_until(lambda: task.key in cluster.log.read_text())  # "Compute Failed", with the task
@@ -604,10 +614,10 @@ def test_a_frame_longer_than_the_maximum_is_refused_before_it_is_read(
     wires: tuple[Wire, Wire], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     worker, notebook = wires
-    forged_length = (remote_worker.MAX_FRAME + 1).to_bytes(8, "big")
+    forged_length = (wire_module.MAX_FRAME + 1).to_bytes(8, "big")
     worker.sock.sendall(forged_length + os.urandom(32))  # a header no signature can vouch for yet
     with pytest.raises(processing.AuthenticationError, match="announced 1073741825 bytes, more than"):
         notebook.recv()
-    monkeypatch.setattr(remote_worker, "MAX_FRAME", 1000)
-    with pytest.raises(ValueError, match=r"'output' message pickles to \d+ bytes, more than the 1000 "):
-        worker.send(("output", "stdout", b"x" * 2000))  # refused by its sender: its peer would refuse it
+    monkeypatch.setattr(wire_module, "MAX_FRAME", 1000)
+    with pytest.raises(ValueError, match=r"the Output message pickles to \d+ bytes, more than the 1000 "):
+        worker.send(protocol.Output("stdout", b"x" * 2000))  # refused by its sender: its peer would refuse it

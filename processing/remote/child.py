@@ -1,15 +1,15 @@
 """What a remote child runs first: open the notebook's payload and call its target.
 
-Kept apart from ``remote_worker`` because every remote child needs it: the
-worker's fork server preloads this module (importing it in each child cost
-about 0.6 ms of its start), and it needs only ``serialization``, where
-``remote_worker`` would also load ``multiprocessing.connection``, the monitor
-and the rest of the parent's side into the fork server and every child.
+Kept apart from :mod:`~processing.remote.worker` because every remote child
+needs it: the worker's fork server preloads this module (importing it in each
+child cost about 0.6 ms of its start), and it needs only ``serialization``,
+where the worker's module would also load the wire, the monitor and the rest
+of the parent's side into the fork server and every child.
 """
 
 from __future__ import annotations
 
-from . import serialization
+from .. import serialization
 
 __all__ = ["run_target"]
 

@@ -1,4 +1,11 @@
-"""Choosing how children are created: fork, spawn or forkserver.
+"""How children are created: choosing a start method, and the machinery each one uses.
+
+- :mod:`.spec`: what a start method receives from a process object, and what a child receives;
+- :mod:`.popen`: what every start method shares (pid, exit status, sentinel, channel, pipes);
+- :mod:`.fork`, :mod:`.spawn`, :mod:`.forkserver`: one small class per start method;
+- :mod:`.interpreter`: fresh interpreters (spawn's children, the fork server);
+- :mod:`.guard`: the parent-death guard;
+- :mod:`.bootstrap`: the child's side.
 
 The default is ``forkserver`` on every platform: it is the fastest start that
 does not fork the caller (safe from a multi-threaded Jupyter kernel, flat in
@@ -23,9 +30,9 @@ __all__ = [
 
 METHODS = ("fork", "spawn", "forkserver")
 _CLASSES = {
-    "fork": ("popen_fork", "ForkPopen"),
-    "spawn": ("popen_spawn", "SpawnPopen"),
-    "forkserver": ("popen_forkserver", "ForkserverPopen"),
+    "fork": ("fork", "ForkPopen"),
+    "spawn": ("spawn", "SpawnPopen"),
+    "forkserver": ("forkserver", "ForkserverPopen"),
 }
 _default = "forkserver"
 
@@ -57,6 +64,7 @@ def setStartMethod(method: str) -> None:
 
 
 def popen_class(method: str) -> type:
+    """The class that starts children with ``method`` (imported on first use)."""
     module_name, class_name = _CLASSES[method]
     module = importlib.import_module(f"{__package__}.{module_name}")
     return getattr(module, class_name)

@@ -10,40 +10,30 @@ from __future__ import annotations
 
 import io
 import os
-import signal
 import socket
 import sys
 import threading
 import traceback
 
-from . import parent
-from . import process as _process
-from .channel import ChildChannel, read_payload
+from .. import messaging
+from .. import process as _process
+from ..channel import ChildChannel, read_payload
+from . import guard
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["prepare_guard", "run_forked", "spawn_main"]
+    from .spec import ChildOptions
 
-_PR_SET_PDEATHSIG = 1
-_prctl: Any = None
-
-
-def prepare_guard(options: dict[str, Any]) -> None:
-    """In the parent, before fork: load ``prctl`` so the child need not import ctypes."""
-    global _prctl
-    if options["guard"] == "pdeathsig" and _prctl is None:
-        import ctypes
-
-        _prctl = ctypes.CDLL(None, use_errno=True).prctl
+__all__ = ["enter_group", "rehearse", "run_forked", "spawn_main"]
 
 
 def run_forked(
-    process: Any, sock: socket.socket, out_fd: int | None, err_fd: int | None, options: dict[str, Any]
+    process: Any, sock: socket.socket, out_fd: int | None, err_fd: int | None, options: ChildOptions
 ) -> int:
     """Entry point of a forked child; returns its exit code."""
-    from .serialization import share_main_classes
+    from ..serialization import share_main_classes
 
     share_main_classes()
     _move_output_fds(out_fd, err_fd)
@@ -56,19 +46,19 @@ def spawn_main(channel_fd: int, out_fd: int | None, err_fd: int | None) -> None:
     # First, so that even a failure to load the payload reaches the captured stderr.
     _move_output_fds(out_fd, err_fd)
     try:
-        payload = _process_loads(read_payload(sock))
-        sys.path[:] = payload["sys_path"]
+        payload = _loads(read_payload(sock))
+        sys.path[:] = payload.sys_path
         try:
-            os.chdir(payload["cwd"])
+            os.chdir(payload.cwd)
         except OSError:
             pass
-        process = _process_loads(payload["process"])
+        process = _loads(payload.process)
     except BaseException:
         sys.stderr.write("processing: the child could not load its process object:\n")
         traceback.print_exc()
         sys.stderr.flush()
         os._exit(1)
-    os._exit(_run(process, sock, payload["options"]))
+    os._exit(_run(process, sock, payload.options))
 
 
 def rehearse() -> None:
@@ -78,24 +68,25 @@ def rehearse() -> None:
     (even a reference count) costs a copy-on-write fault. Doing the unpickling
     work once while idle moves most of those faults out of the start-up path.
     """
-    from .serialization import dumps
+    from ..serialization import dumps
+    from .spec import ChildOptions, Payload
 
     sample = _process.Process(target=lambda: None, args=(0,), kwargs={"k": ""})
-    payload = dumps({"process": dumps(sample), "options": {}, "sys_path": sys.path, "cwd": ""})
-    _process_loads(_process_loads(payload)["process"])
+    options = ChildOptions(b"", False, False, False, None, None, 0)
+    _loads(_loads(dumps(Payload(dumps(sample), options, sys.path, ""))).process)
 
 
-def _process_loads(data: bytes) -> Any:
-    from .serialization import loads
+def _loads(data: bytes) -> Any:
+    from ..serialization import loads
 
     return loads(data)
 
 
-def _run(process: Any, sock: socket.socket, options: dict[str, Any]) -> int:
+def _run(process: Any, sock: socket.socket, options: ChildOptions) -> int:
     _process.become_current(process)
-    parent.channel = ChildChannel(sock, process._authkey, options["challenge"])
-    _guard_parent(options)
-    if options["capture"]:
+    messaging.channel = ChildChannel(sock, process.authkey, options.challenge)
+    guard.arm(options.guard, options.parent_pid, options.alive_fd)
+    if options.capture:
         # Fresh streams on fds 1 and 2: a forked child must not write through the
         # parent's stream objects (in a kernel they talk to ZeroMQ sockets).
         sys.stdout = _text_stream(1, write_through=False)
@@ -119,29 +110,6 @@ def enter_group(*, detached: bool, new_group: bool, pgid: int | None = None) -> 
             os.setpgid(0, pgid)
     except OSError:
         pass  # already done by the parent (its setpgid may win the race), or the group is gone
-
-
-def _guard_parent(options: dict[str, Any]) -> None:
-    if options["guard"] == "pdeathsig":
-        global _prctl
-        if _prctl is None:
-            prepare_guard(options)
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != options["parent_pid"]:
-            os.kill(os.getpid(), signal.SIGKILL)  # the parent died before the guard was up
-    elif options["guard"] == "eof":
-        threading.Thread(
-            target=_die_on_eof, args=(options["alive_fd"],), name="processing-parent-guard", daemon=True
-        ).start()
-
-
-def _die_on_eof(alive_fd: int) -> None:
-    try:
-        while os.read(alive_fd, 4096):
-            pass
-    except OSError:
-        pass
-    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _move_output_fds(out_fd: int | None, err_fd: int | None) -> None:
@@ -181,7 +149,7 @@ def _run_process(process: Any) -> int:
         exitcode = _system_exit_code(exit_request.code)
     except BaseException:
         exitcode = 1
-        sys.stderr.write(f"Process {process._name}:\n")
+        sys.stderr.write(f"Process {process.name}:\n")
         traceback.print_exc()
     finally:
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-from .errors import ProcessError, ProcessStateError
+from ..errors import ProcessError, ProcessStateError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

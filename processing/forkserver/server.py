@@ -2,25 +2,21 @@
 
 Forking it costs the same whatever the client's heap holds, it never runs the
 client's ``__main__`` again, and it is not multi-threaded the way a Jupyter
-kernel is. The client (one server per client process) talks to it over a
-private socketpair: each start request is a fixed-size header plus descriptors
-passed with SCM_RIGHTS (exit-status pipe, pid pipe, control channel, fds 1 and 2);
-a preload request is the header and the names of modules to import now.
+kernel is. Its client (one server per client process, see
+:mod:`~processing.forkserver.client`) talks to it over a private socketpair
+(see :mod:`~processing.forkserver.protocol`).
 
 The server forks children ahead of time that wait for a request, so that a
 start costs a hand-over, not a fork. When it is at rest, it does so once it
 has been quiet for a moment (a fork racing a starting child for the CPUs slows
 both), and a spare that still has no request after that moment rehearses the
-start-up work (:func:`~processing.bootstrap.rehearse`) so that the real one
+start-up work (:func:`~processing.launch.bootstrap.rehearse`) so that the real one
 costs fewer page faults. When requests come back to back, it forks one spare
 right after each hand-over, while the child it handed over runs on another
 CPU, unless more requests are already waiting: those it serves by forking on
-demand, since every CPU is busy anyway. For each child the server writes
-its pid (8 bytes) to the pid pipe and, once it has reaped it, its exit code
-(4 bytes) to the status pipe; the client's end of that pipe is the child's
-sentinel, readable only once the child is gone. When the
-client goes away (EOF) the server terminates the children that were not
-started detached, so nothing outlives a dead kernel.
+demand, since every CPU is busy anyway. When the client goes away (EOF) the
+server terminates the children that were not started detached, so nothing
+outlives a dead kernel: this is their parent-death guard.
 
 Every child pays, right after the fork, for the after-fork hooks that imported
 modules registered: Python code whose first run in a fresh copy-on-write
@@ -45,23 +41,16 @@ import os
 import selectors
 import signal
 import socket
-import struct
 import sys
 import threading
 import time
 from collections.abc import Callable
 
-from ._fd import close_all, recv_exact, wait_readable
+from .._fd import close_all, read_exact, wait_readable
+from .protocol import EXIT, FDS_PER_START, PID, REQUEST, Kind
 
-__all__ = ["EXIT", "PID", "PRELOAD", "REQUEST", "START", "main", "server_call"]
+__all__ = ["Server", "main", "server_call"]
 
-START, PRELOAD = 0, 1
-#: kind, then for START: detached, new process group, the client's process group;
-#: for PRELOAD: two unused flags and the length of the newline-separated module names that follow.
-REQUEST = struct.Struct("<B??q")
-PID = struct.Struct("<q")
-EXIT = struct.Struct("<i")
-_FDS_PER_REQUEST = 5
 _SHUTDOWN_GRACE = 2.0
 _IDLE_CHILDREN = 2
 _QUIET = 0.002
@@ -70,7 +59,7 @@ _CLIENT_GONE = "the client closed its end in the middle of a request"
 _BACK_TO_BACK = 0.005  # requests closer than this keep a spare forked at every hand-over
 
 
-_OWN_PRELOAD = ("processing.bootstrap", "processing.serialization", "cloudpickle")
+_OWN_PRELOAD = ("processing.launch.bootstrap", "processing.serialization", "cloudpickle")
 _LOCK_RESETS = frozenset({"threading", "logging"})
 _Hooks = dict[str, Callable[[], object]]  # keyword arguments of one os.register_at_fork call
 
@@ -85,7 +74,7 @@ _HOLD_FORK_HOOKS = (
 def server_call(client_fd: int, preload: list[str]) -> str:
     """The code a fresh interpreter runs to become the fork server for the client on ``client_fd``."""
     return (
-        f"{_HOLD_FORK_HOOKS}; from processing.forkserver import main; "
+        f"{_HOLD_FORK_HOOKS}; from processing.forkserver.server import main; "
         f"main({client_fd}, {preload!r}, register, held)"
     )
 
@@ -107,7 +96,7 @@ def main(
         os.register_at_fork = register_at_fork
     hooks = _HeldHooks(register_at_fork, held_hooks)
     _import(preload, hooks)
-    server = _Server(socket.socket(fileno=client_fd), hooks)
+    server = Server(socket.socket(fileno=client_fd), hooks)
     try:
         server.serve()
     finally:
@@ -116,7 +105,7 @@ def main(
         server.shut_down()
 
 
-class _Server:
+class Server:
     """The server's state: its client, the children it reports on, and the spares it keeps."""
 
     def __init__(self, client: socket.socket, hooks: _HeldHooks) -> None:
@@ -147,14 +136,14 @@ class _Server:
                     _drain(self.wake_r)
                     self.reap()
                     continue
-                message, fds, flags, _addr = socket.recv_fds(self.client, REQUEST.size, _FDS_PER_REQUEST)
+                message, fds, flags, _addr = socket.recv_fds(self.client, REQUEST.size, FDS_PER_START)
                 if not message:
                     return
                 kind, _, _, value = REQUEST.unpack(message)
-                if kind == PRELOAD:
-                    _import(recv_exact(self.client, value, eof=_CLIENT_GONE).decode().split("\n"), self.hooks)
+                if kind == Kind.PRELOAD:
+                    _import(read_exact(self.client, value, eof=_CLIENT_GONE).decode().split("\n"), self.hooks)
                     self.retire_spares()  # forked without them
-                elif len(fds) != _FDS_PER_REQUEST or flags & socket.MSG_CTRUNC:
+                elif len(fds) != FDS_PER_START or flags & socket.MSG_CTRUNC:
                     close_all(*fds)  # descriptors lost on the way (none left?): the start fails
                 else:
                     self._start_child(message, fds)
@@ -310,12 +299,12 @@ def _run_child(
     spare_sock: socket.socket | None, request_fds: list[int] | None, message: bytes | None
 ) -> None:
     """In a new child: a spare first waits for its request on ``spare_sock``; then run the request."""
-    from .bootstrap import enter_group, rehearse, spawn_main
+    from ..launch.bootstrap import enter_group, rehearse, spawn_main
 
     if spare_sock is not None:
         if not wait_readable(spare_sock.fileno(), _QUIET):
             rehearse()  # at rest: there is time to take the faults now
-        message, request_fds, _flags, _addr = socket.recv_fds(spare_sock, REQUEST.size, _FDS_PER_REQUEST)
+        message, request_fds, _flags, _addr = socket.recv_fds(spare_sock, REQUEST.size, FDS_PER_START)
         spare_sock.close()
         if not message:
             os._exit(0)  # retired: the server is shutting down, or preloaded more

@@ -1,7 +1,8 @@
-"""A child's way back to its parent: :func:`sendToParent`.
+"""Messages from a child to its parent: :func:`sendToParent`.
 
-Kept apart from ``bootstrap`` so that ``import processing`` does not pay for
-sockets and the start-up machinery.
+Kept apart from the bootstrap so that ``import processing`` does not pay for
+sockets and the start-up machinery; the bootstrap sets :data:`channel` in a
+new child.
 """
 
 from __future__ import annotations

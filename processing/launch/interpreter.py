@@ -1,0 +1,67 @@
+"""Fresh interpreters: starting one that imports this copy of processing, and the payload it reads first.
+
+Shared by the spawn start method (one interpreter per child) and the fork
+server's client (one interpreter per server).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .spec import ChildOptions, LaunchSpec
+
+__all__ = ["PACKAGE_ROOT", "command", "start", "start_payload"]
+
+#: The directory holding this copy of ``processing``: first on a fresh interpreter's path.
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def start(call: str, keep_fds: list[int], *, new_group: bool = False, detached: bool = False) -> int:
+    """Start a fresh interpreter running ``call``, with ``keep_fds`` open in it; return its pid.
+
+    ``posix_spawn`` (vfork-fast, whatever the caller's heap) puts it in its own
+    group or session before it runs a single instruction. A ``dup2`` of a
+    descriptor onto itself clears its close-on-exec flag in the child only.
+    """
+    placement: dict[str, Any] = {}
+    if detached:
+        placement["setsid"] = True
+    elif new_group:
+        placement["setpgroup"] = 0
+    return os.posix_spawn(
+        sys.executable,
+        command(call),
+        os.environ,
+        file_actions=[(os.POSIX_SPAWN_DUP2, fd, fd) for fd in keep_fds],
+        **placement,
+    )
+
+
+def command(call: str) -> list[str]:
+    """The argv of a fresh interpreter that imports this copy of processing and runs ``call``."""
+    from multiprocessing import util
+
+    code = f"import sys; sys.path.insert(0, {PACKAGE_ROOT!r}); {call}"
+    return [sys.executable, *util._args_from_interpreter_flags(), "-c", code]
+
+
+def start_payload(spec: LaunchSpec, method: str, options: ChildOptions) -> bytes:
+    """The bytes the child reads first: the process object, its options, the parent's path and cwd.
+
+    Raises:
+        TargetPicklingError: the process cannot be sent; names the part that fails.
+    """
+    from .. import serialization
+    from ..process import cannot_send
+    from .spec import Payload
+
+    try:
+        pickled = serialization.dumps(spec.process)
+    except Exception as error:
+        raise cannot_send(spec.process, method, error) from error
+    return serialization.dumps(Payload(pickled, options, sys.path, os.getcwd()))
