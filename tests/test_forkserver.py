@@ -256,3 +256,32 @@ def test_a_server_that_fails_takes_its_children_with_it() -> None:
     after.start()
     after.join(30)
     assert after.exitcode == 0 and fork_server_pid() != server.pid
+
+
+def test_terminate_right_after_start_gives_minus_sigterm_while_the_server_is_busy() -> None:
+    """The pid goes out before the request reaches the spare: a SIGTERM in that gap is the child's death
+    by SIGTERM (its own status), not a lost child (255). Another thread keeps the server busy meanwhile."""
+    stop = threading.Event()
+
+    def keep_busy() -> None:
+        while not stop.is_set():
+            p = processing.Process(target=int, method="forkserver")
+            p.start()
+            p.join(30)
+
+    busy = [threading.Thread(target=keep_busy) for _ in range(2)]
+    for thread in busy:
+        thread.start()
+    try:
+        codes = []
+        for _ in range(300):
+            p = processing.Process(target=time.sleep, args=(600,), method="forkserver")
+            p.start()
+            p.terminate()
+            p.join(30)
+            codes.append(p.exitcode)
+    finally:
+        stop.set()
+        for thread in busy:
+            thread.join()
+    assert set(codes) == {-15}, {code: codes.count(code) for code in set(codes)}

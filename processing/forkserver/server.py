@@ -188,8 +188,10 @@ class Server:
                 try:
                     socket.send_fds(sock, [message], fds)
                 except OSError:
-                    _report(status_w, 255)  # it died since _live_spare looked: lost, as if killed at once
-                    return
+                    # It died since _live_spare looked, most likely of the client's own signal
+                    # (a terminate() right after start() can follow the pid this fast): its own
+                    # exit status, which reap() reports, says how it ended.
+                    pass
                 finally:
                     sock.close()
             self.children[pid] = (status_w, detached)
