@@ -6,10 +6,20 @@
 too). It is built on :mod:`processing` and knows nothing of how a child is
 started: it subscribes to the core's events and output.
 
+The package map:
+
+- :mod:`.magics`, :mod:`.panel_magics`: the magics;
+- :mod:`.cell`: a cell's child (its target, the names sent to it), the notebook's handle on it, ``--wait``;
+- :mod:`.view`: how a cell shows its child (the status row, text lines, the output's tail);
+- :mod:`.session`: every process of the session in one table, and the one sampler of their figures;
+- :mod:`.panel`, :mod:`.authkey_ui`: the session panel and its auth-key controls;
+- :mod:`.settings`: the configurable settings (``c.ProcessSettings...``);
+- :mod:`.words`: how states, exits, pids and figures are written.
+
 Importing this package stays cheap (no IPython, no widgets, not even the
 cell handle): spawn and forkserver children, and a ``--cluster`` cell's child
 on a Dask worker, whose fork server has preloaded none of it, import it to
-load the cell they run; ``ipyprocessing.child`` is all the latter needs.
+load the cell they run; ``ipyprocessing.cell.target`` is all the latter needs.
 """
 
 from __future__ import annotations
@@ -20,42 +30,53 @@ TYPE_CHECKING = False  # no typing at run time: spawned children import this pac
 if TYPE_CHECKING:
     from typing import Any
 
-    from .handle import CellProcess
-    from .registry import Registry
+    from .cell.handle import CellProcess
 
-__all__ = ["CellProcess", "ProcessPanel", "load_ipython_extension", "processes"]
+__all__ = ["CellProcess", "ProcessPanel", "ProcessSettings", "load_ipython_extension", "processes"]
 
-_registry: Registry | None = None
+_stop_at_exit_registered = False
 
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics with ``ipython`` (called by ``%load_ext ipyprocessing``)."""
-    global _registry
+    global _stop_at_exit_registered
+    from . import session, settings
     from .magics import ProcessMagics
     from .panel_magics import register_panel_magics
-    from .registry import Registry
 
-    if _registry is None:
-        _registry = Registry()
-        atexit.register(_registry.stop_all, "terminated: the kernel shut down")
-    ipython.register_magics(ProcessMagics(ipython, _registry))
+    settings.load(ipython)
+    current = session.current()
+    if not _stop_at_exit_registered:
+        _stop_at_exit_registered = True
+        atexit.register(current.stop_all, "terminated: the kernel shut down")
+    ipython.register_magics(ProcessMagics(ipython, current))
     register_panel_magics(ipython)
 
 
 def processes() -> list[CellProcess]:
     """The processes this session started with ``%%process``, oldest first."""
-    return [] if _registry is None else _registry.all()
+    from .session import current
+
+    return [entry.process for entry in current().entries(cells=True)]  # type: ignore[misc]
+
+
+_LAZY = {
+    "CellProcess": ("cell.handle", "CellProcess"),
+    "ProcessPanel": ("panel", "ProcessPanel"),
+    "ProcessSettings": ("settings", "ProcessSettings"),
+}
 
 
 def __getattr__(name: str) -> Any:
-    """``ProcessPanel`` and ``CellProcess`` are imported on first use: children must not pay for them
-    (ipywidgets; the handle's output log and threading)."""
-    if name == "ProcessPanel":
-        from .panel import ProcessPanel
+    """``ProcessPanel``, ``CellProcess`` and ``ProcessSettings`` are imported on first use: children must not
+    pay for them (ipywidgets, traitlets; the handle's output log and threading); ``__version__`` too."""
+    if name == "__version__":
+        from processing import __version__
 
-        return ProcessPanel
-    if name == "CellProcess":
-        from .handle import CellProcess
+        return __version__
+    if name not in _LAZY:
+        raise AttributeError(f"module 'ipyprocessing' has no attribute {name!r}")
+    import importlib
 
-        return CellProcess
-    raise AttributeError(f"module 'ipyprocessing' has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    return getattr(importlib.import_module(f"{__name__}.{module_name}"), attribute)

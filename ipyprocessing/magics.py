@@ -22,18 +22,17 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 import processing
 
-from .child import CellTarget
-from .handle import CellHandle, CellProcess
-from .namespace import NamespaceError, globals_used, ship
-from .registry import Registry
-from .status import pid_text, state_word
-from .throttle import Throttle
-from .ticker import Ticker
-from .waiting import wait_for
+from .cell.handle import CellHandle, CellProcess
+from .cell.namespace import NamespaceError, globals_used, ship
+from .cell.target import CellTarget
+from .cell.waiting import wait_for
+from .session import Session
+from .view.throttle import Throttle
+from .words import pid_text, state_word
 
 if TYPE_CHECKING:
-    from .textview import TextView
-    from .widgets import WidgetView
+    from .view.status_row import WidgetView
+    from .view.text import TextView
 
 __all__ = ["ProcessMagics"]
 
@@ -52,12 +51,11 @@ for _feature in __future__.all_feature_names:
 class ProcessMagics(Magics):
     """Magics that run cells in child processes and control them."""
 
-    def __init__(self, shell: Any, registry: Registry) -> None:
+    def __init__(self, shell: Any, session: Session) -> None:
         super().__init__(shell)
-        self.registry = registry
-        # One output thread and one ticker for all the session's status rows (started on first use).
+        self.session = session
+        # One output thread for all the session's status rows (started on first use).
         self._throttle = Throttle()
-        self._ticker = Ticker()
 
     @magic_arguments("%process")  # IPython adds one "%": the usage line reads %%process
     @argument("--name", help="Name of the process (default: the core's Process-N).")
@@ -105,7 +103,7 @@ class ProcessMagics(Magics):
         code = compile(cell, filename, "exec", flags=flags, dont_inherit=True)
         cluster = self._cluster(args)
         if cluster is not None:
-            from .remote_cell import RemoteCellProcess
+            from .cell.remote import RemoteCellProcess
 
             # The worker's child never shares this interpreter's memory: send the names by value.
             target = self._target(code, cell, filename, "spawn", pull, push)
@@ -121,7 +119,6 @@ class ProcessMagics(Magics):
             process.start()
         except ConnectionError as error:  # SchedulerUnreachableError: it names the address
             raise UsageError(f"%%process --cluster: {error}") from None
-        self.registry.add(process)
         if args.proc:
             self.shell.user_ns[args.proc] = process
         if not args.wait:
@@ -141,8 +138,8 @@ class ProcessMagics(Magics):
     @line_magic
     def processes(self, line: str) -> None:
         """Print a table of the processes this session started with %%process."""
-        if self.registry.all():
-            print(self.registry.table())
+        if self.session.entries(cells=True):
+            print(self.session.table(cells=True))
         else:
             print("no %%process has been started in this session")
 
@@ -157,9 +154,9 @@ class ProcessMagics(Magics):
             raise UsageError("give the name or pid of a process, or --all (not both); %processes lists them")
         reason = "terminated by %process_terminate"
         if args.all:
-            running = self.registry.stop_all(reason)
+            running = self.session.stop_all(reason)
         else:
-            processes = self.registry.find(args.target)
+            processes = self.session.find(args.target)
             if not processes:
                 raise UsageError(f"no process named {args.target!r} or with pid {args.target} in this "
                                  "session; %processes lists them")
@@ -206,14 +203,14 @@ class ProcessMagics(Magics):
         """A widget view in a kernel, text lines elsewhere (widgets are imported only when needed)."""
         kernel = getattr(self.shell, "kernel", None)
         if kernel is None:
-            from .textview import TextView
+            from .view.text import TextView
 
             return TextView(process)
-        from .iopub import CellChannel
-        from .widgets import WidgetView
+        from .view.iopub import CellChannel
+        from .view.status_row import WidgetView
 
         where = f"{proc}.output" if proc else "the process's .output (--proc VAR binds it to VAR)"
-        return WidgetView(process, CellChannel(kernel), self._throttle, self._ticker,
+        return WidgetView(process, CellChannel(kernel), self._throttle, self.session,
                           hint=f"; all output is in {where}")
 
 

@@ -2,8 +2,8 @@
 
 Why it is built the way it is:
 
-- Driven by events, not polling: the session registry (``session.py``) is
-  told by the core when a process starts or exits, and wakes the panel's one
+- Driven by events, not polling: the session (``session.py``) is told by
+  the core when a process starts or exits, and wakes the panel's one
   background thread, which waits a moment (``COALESCE``) so that a burst of
   starts or exits becomes one update.
 - One board for all panels: every ``ProcessPanel`` shows the same shared
@@ -13,12 +13,13 @@ Why it is built the way it is:
   figures, button) built with shared layouts and styles; a refresh assigns
   only values that changed, a button's several traits go in one message
   (``hold_sync``), and the resource figures (CPU %, memory, elapsed) come from
-  one psutil sweep a second for all rows: at most one message per live row
-  per second, none for stopped rows, none when nothing changed.
-- Clicks never block the kernel: Terminate runs on a worker thread (the core's
-  ``terminate()`` waits up to 2 s for the child to die); the row changes when
-  the core reports the exit. A child still alive after SIGTERM gets a Kill
-  button.
+  the session's one sampler (one psutil sweep per refresh period for all rows
+  and all status rows): at most one message per live row per sweep, none for
+  stopped rows, none when nothing changed.
+- Clicks never block the kernel: Terminate runs on a worker thread
+  (:meth:`Session.stop`: the core's ``terminate()`` waits up to 2 s for the
+  child to die); the row changes when the core reports the exit. A child still
+  alive after SIGTERM gets a Kill button, in its cell's row too.
 
 All widget changes happen on the board's thread under its lock; click
 handlers only start work and wake it.
@@ -27,33 +28,27 @@ handlers only start work and wake it.
 from __future__ import annotations
 
 import html
-import sys
 import threading
 import time
-import traceback
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import ipywidgets
 from ipywidgets.widgets.widget_string import HTMLStyle
 
-import processing
+from processing import logs
 
 from . import authkey_ui
 from .authkey_ui import AuthKeyBox
-from .session import Entry, Session, current
-from .status import format_bytes, format_elapsed
+from .session import NONE, Entry, Session, current
+from .words import format_elapsed
 
-__all__ = ["PERIOD", "ProcessPanel", "text_table"]
+__all__ = ["COALESCE", "PANEL_REASON", "ProcessPanel", "board_of"]
 
-#: Seconds between two resource sweeps.
-PERIOD = 1.0
 #: Seconds the board waits after an event for more to arrive before updating.
 COALESCE = 0.05
 
 PANEL_REASON = "terminated from the process panel"
-NONE = "\u2013"
+_PANEL_KILL_REASON = "killed from the process panel"
 _TERMINATE_TIP = "Send SIGTERM to this process"
 _KILL_TIP = "Send SIGKILL, which cannot be ignored"
 
@@ -84,7 +79,7 @@ class ProcessPanel(ipywidgets.VBox):
 
     def text(self) -> str:
         """The table as text (what a front end without widgets shows)."""
-        return text_table(self.board.session.entries(), self.board.session.now())
+        return self.board.session.table()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
         bundle = super()._repr_mimebundle_(**kwargs)
@@ -98,7 +93,6 @@ class _Row:
 
     def __init__(self, entry: Entry, board: _Board) -> None:
         self.entry = entry
-        self.kill_offered = False  # set by a worker when SIGTERM did not end the child
         self.ident = ipywidgets.HTML(_ident_html(entry), layout=board.layouts["ident"], style=board.style,
                                      _dom_classes=("ipyprocessing-ident",))
         self.state = ipywidgets.HTML(entry.state, layout=board.layouts["state"], style=board.style,
@@ -109,7 +103,7 @@ class _Row:
         self.button = ipywidgets.Button(description="Terminate", tooltip=_TERMINATE_TIP,
                                         disabled=not entry.alive, layout=board.layouts["button"],
                                         style=board.button_style, _dom_classes=("ipyprocessing-terminate",))
-        self.button.on_click(lambda _button: board.stop([self]))
+        self.button.on_click(lambda _button: board.stop([self.entry]))
         self.box = ipywidgets.HBox([self.ident, self.state, self.figures, self.button],
                                    layout=board.row_layout, _dom_classes=("ipyprocessing-row",))
         self._figures_state = entry.state
@@ -124,7 +118,7 @@ class _Row:
             _assign(self.figures, "value", _figures_html(entry, now))
         _assign(self.state, "value", state)
         alive = entry.alive
-        kill = alive and self.kill_offered
+        kill = alive and entry.kill_offered
         wanted = {"disabled": not alive, "description": "Kill" if kill else "Terminate",
                   "tooltip": _KILL_TIP if kill else _TERMINATE_TIP}
         changed = {name: value for name, value in wanted.items() if getattr(self.button, name) != value}
@@ -145,12 +139,13 @@ class _Board:
         self.lock = threading.RLock()
         self.panels: list[ProcessPanel] = []
         self.rows: dict[Entry, _Row] = {}
-        self.ticks = 0  # resource sweeps shown (tests count messages per sweep)
+        self.ticks = 0  # sampler sweeps shown (tests count messages per sweep)
         self.syncs = 0
         self.closed = False
+        self.thread: threading.Thread | None = None
         self._order: list[Entry] = []
         self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._swept = False  # the sampler swept since the last sync: refresh the figures too
         self.layouts = {part: ipywidgets.Layout(width=width, flex="0 0 auto")
                         for part, width in _WIDTHS.items()}
         self.style = HTMLStyle()
@@ -165,7 +160,7 @@ class _Board:
         self.clear_stopped = ipywidgets.Button(description="Clear stopped", icon="eraser",
                                                tooltip="Remove the rows of processes that have stopped",
                                                _dom_classes=("ipyprocessing-clear-stopped",))
-        self.terminate_all.on_click(lambda _button: self.stop(self._live_rows()))
+        self.terminate_all.on_click(lambda _button: self.stop(self.session.live()))
         self.clear_stopped.on_click(lambda _button: self.session.clear_stopped())
         self.toolbar = ipywidgets.HBox([self.summary, self.terminate_all, self.clear_stopped],
                                        layout=ipywidgets.Layout(align_items="center"),
@@ -179,6 +174,7 @@ class _Board:
         self.authkey = AuthKeyBox()
         self._forget_session = session.listen(self._wake.set)
         self._forget_key = authkey_ui.on_key_change(self._wake.set)
+        self._forget_sweeps = lambda: None
         self.sync(figures=True)
 
     def parts(self) -> list[ipywidgets.Widget]:
@@ -189,9 +185,10 @@ class _Board:
     def add(self, panel: ProcessPanel) -> None:
         with self.lock:
             self.panels.append(panel)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="ipyprocessing-panel", daemon=True)
-                self._thread.start()
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="ipyprocessing-panel", daemon=True)
+                self.thread.start()
+                self._forget_sweeps = self.session.sampler.listen(self._on_sweep)
 
     def remove(self, panel: ProcessPanel) -> None:
         with self.lock:
@@ -201,6 +198,7 @@ class _Board:
             self.closed = True
             self._forget_session()
             self._forget_key()
+            self._forget_sweeps()
             widgets = [w for row in self.rows.values() for w in row.widgets()]
             self.rows.clear()
             for widget in [*widgets, *self.header.children, self.header, self.table, self.summary,
@@ -208,7 +206,9 @@ class _Board:
                            *self.layouts.values(), self.style, self.button_style, self.row_layout]:
                 widget.close()
         self._wake.set()
-        _boards.pop(self.session, None)
+        with _boards_lock:
+            if _boards.get(self.session) is self:
+                del _boards[self.session]
 
     def _authkey_widgets(self) -> list[ipywidgets.Widget]:
         box = self.authkey
@@ -217,30 +217,28 @@ class _Board:
 
     # -- the thread -------------------------------------------------------------------
 
+    def _on_sweep(self) -> bool:
+        """The sampler's news (on its thread): new figures to show; False once this board is closed."""
+        self._swept = True
+        self._wake.set()
+        return not self.closed
+
     def _run(self) -> None:
-        next_sweep = time.monotonic()
         while not self.closed:
-            if self._wake.wait(max(0.0, next_sweep - time.monotonic())):
-                self._wake.clear()
-                time.sleep(COALESCE)  # let the rest of a burst of starts or exits arrive
-                self._wake.clear()
+            self._wake.wait()
+            self._wake.clear()
+            time.sleep(COALESCE)  # let the rest of a burst of starts or exits arrive
+            self._wake.clear()
             if self.closed:
                 return
-            sweep = time.monotonic() >= next_sweep
+            swept, self._swept = self._swept, False
             try:
-                if sweep:
-                    self.session.sample()
-                    next_sweep = time.monotonic() + PERIOD
-                self.sync(figures=sweep)
-                if sweep:
+                self.sync(figures=swept)
+                if swept:
                     with self.lock:
                         self.ticks += 1
             except Exception:  # keep the panel alive; say what went wrong
-                print("ipyprocessing: error while refreshing the process panel:", file=sys.stderr)
-                traceback.print_exc()
-
-    def wake(self) -> None:
-        self._wake.set()
+                logs.report_exception("error while refreshing the process panel")
 
     def sync(self, figures: bool) -> None:
         """Make the widgets show the session as it is now (figures too if ``figures``)."""
@@ -272,42 +270,20 @@ class _Board:
 
     # -- clicks (on the kernel's shell thread) ---------------------------------------------
 
-    def _live_rows(self) -> list[_Row]:
-        with self.lock:
-            return [row for row in self.rows.values() if row.entry.alive]
-
-    def stop(self, rows: Iterable[_Row]) -> None:
-        """Terminate (or kill, where offered) the rows' processes on worker threads; return at once."""
-        rows = [row for row in rows if row.entry.alive]
-        if rows:
-            threading.Thread(target=self._stop_all, args=(rows,), name="ipyprocessing-terminate",
-                             daemon=True).start()
-
-    def _stop_all(self, rows: list[_Row]) -> None:
-        # terminate() waits up to 2 s for each child: in parallel, so one stubborn child
-        # does not hold up the others.
-        workers = min(16, len(rows))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ipyprocessing-stop") as pool:
-            for _ in pool.map(self._stop_one, rows):
-                pass
-        self._wake.set()
-
-    def _stop_one(self, row: _Row) -> None:
-        process = row.entry.process
-        try:
-            if row.kill_offered:
-                process.kill()
-            else:
-                _terminate(process)
-            if process.exitcode is None:
-                row.kill_offered = True
-        except Exception:
-            print(f"ipyprocessing: could not stop {process!r}:", file=sys.stderr)
-            traceback.print_exc()
+    def stop(self, entries: list[Entry]) -> None:
+        """Terminate (or kill, where offered) the entries' processes on worker threads; return at once."""
+        self.session.stop(entries, terminated=PANEL_REASON, killed=_PANEL_KILL_REASON)
 
 
 _boards: dict[Session, _Board] = {}
 _boards_lock = threading.Lock()
+
+
+def board_of(session: Session) -> _Board | None:
+    """The board that ``session``'s panels share, or None while no panel shows it."""
+    with _boards_lock:
+        board = _boards.get(session)
+        return None if board is None or board.closed else board
 
 
 def _board_for(session: Session) -> _Board:
@@ -316,15 +292,6 @@ def _board_for(session: Session) -> _Board:
         if board is None or board.closed:
             board = _boards[session] = _Board(session)
         return board
-
-
-def _terminate(process: processing.Process) -> None:
-    """SIGTERM; a ``%%process`` child is told why, so its own cell can say so."""
-    because: Callable[[str], None] | None = getattr(process, "terminate_because", None)
-    if because is not None:
-        because(PANEL_REASON)
-    else:
-        process.terminate()
 
 
 def _assign(widget: ipywidgets.Widget, name: str, value: Any) -> None:
@@ -350,23 +317,13 @@ def _style() -> str:
 
 
 def _ident_html(entry: Entry) -> str:
-    return (_span("name", entry.name, bold=True, title=True) + _span("pid", _pid_text(entry), title=True)
+    return (_span("name", entry.name, bold=True, title=True) + _span("pid", entry.pid_text, title=True)
             + _span("key", entry.fingerprint))
-
-
-def _pid_text(entry: Entry) -> str:
-    """The pid; for a remote process, ``pid@host`` (the pid alone would name a process here)."""
-    pid = NONE if entry.pid is None else str(entry.pid)
-    host = entry.host
-    if not host:
-        return pid
-    return f"{pid}@{host.split('://')[-1].rsplit(':', 1)[0]}"
 
 
 def _figures_html(entry: Entry, now: float) -> str:
     exitcode = NONE if entry.exitcode is None else str(entry.exitcode)
-    cpu = NONE if entry.cpu is None or not entry.alive else f"{entry.cpu:.0f}%"
-    memory = NONE if entry.memory is None or not entry.alive else format_bytes(entry.memory)
+    cpu, memory = entry.resources()
     return (_span("exitcode", exitcode) + _span("elapsed", format_elapsed(entry.elapsed(now)))
             + _span("cpu", cpu) + _span("memory", memory))
 
@@ -384,25 +341,3 @@ def _summary(running: int, stopped: int) -> str:
     if not running and not stopped:
         return "<b>processes</b>: none started yet in this session"
     return f"<b>processes</b>: {running} running, {stopped} stopped"
-
-
-def text_table(entries: list[Entry], now: float) -> str:
-    """The panel's table as text: for terminals, and for front ends that cannot show widgets."""
-    rows = [("name", "pid", "key", "state", "exit", "elapsed", "CPU", "memory")]
-    for entry in entries:
-        alive = entry.alive
-        rows.append((
-            entry.name,
-            _pid_text(entry),
-            entry.fingerprint,
-            entry.state,
-            NONE if entry.exitcode is None else str(entry.exitcode),
-            format_elapsed(entry.elapsed(now)),
-            f"{entry.cpu:.0f}%" if alive and entry.cpu is not None else NONE,
-            format_bytes(entry.memory) if alive and entry.memory is not None else NONE,
-        ))
-    if len(rows) == 1:
-        return "no process has been started in this session"
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-                     for row in rows)

@@ -1,7 +1,7 @@
 """``%process_panel`` and ``%authkey``: the session panel and the auth key, from a line magic.
 
 ``register_panel_magics(ipython)`` registers both; ``load_ipython_extension``
-calls it. It also starts the session registry at once, so that from
+calls it. It also starts the session at once, so that from
 ``%load_ext`` on no process of the session is missed, even one that exits
 before a panel is ever shown.
 """
@@ -38,10 +38,7 @@ class PanelMagics(Magics):
         """
         args = parse_argstring(self.process_panel, line)
         if args.text or getattr(self.shell, "kernel", None) is None:
-            from .panel import text_table
-
-            registry = session.current()
-            print(text_table(registry.entries(), registry.now()))
+            print(session.current().table())
             return None
         from IPython.display import display
 

@@ -140,7 +140,7 @@ def test_status_learns_pid_and_host_when_a_worker_takes_the_cell(shell: Interact
         assert "[queued] started, pid - (waiting for a worker)" in started, started
         shell.run_line_magic("processes", "")
         table = capsys.readouterr().out
-        assert re.search(r"queued\s+- \(waiting for a worker\)\s+pending\s", table), table
+        assert re.search(r"queued\s+- \(waiting for a worker\)\s+[0-9a-f]{8}\s+pending\s", table), table
     handle.join(30)
     out = capsys.readouterr().out
     running = f"[queued] running, pid {handle.pid} on {handle.host}"
@@ -148,7 +148,8 @@ def test_status_learns_pid_and_host_when_a_worker_takes_the_cell(shell: Interact
     assert out.index(running) < out.index("[queued] exited with code 0"), out
     shell.run_line_magic("processes", "")
     table = capsys.readouterr().out
-    assert re.search(rf"queued\s+{handle.pid} on {re.escape(handle.host)}\s+stopped\s", table), table
+    row = rf"queued\s+{handle.pid} on {re.escape(handle.host)}\s+[0-9a-f]{{8}}\s+stopped\s"
+    assert re.search(row, table), table
 
 
 def test_wait_blocks_until_the_remote_child_exits_and_pulls(shell: InteractiveShell, address: str,
@@ -193,7 +194,7 @@ def test_the_panel_shows_remote_and_local_cells_side_by_side(shell: InteractiveS
         here, there = shell.user_ns["here"], shell.user_ns["there"]
         assert support.wait_until(lambda: b"ready" in here.stdout and b"ready" in there.stdout, limit=30)
         local, remote = _panel_row(panel, here), _panel_row(panel, there)
-        shown_there = f">{there.pid}@127.0.0.1<"
+        shown_there = f">{there.pid} on {there.host}<"
         assert support.wait_until(lambda: shown_there in remote.ident.value), remote.ident.value
         assert support.wait_until(lambda: local.entry.memory is not None), "a local child is sampled"
         assert f">{here.pid}<" in local.ident.value

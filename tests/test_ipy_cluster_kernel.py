@@ -165,7 +165,7 @@ def test_a_killed_worker_turns_the_cell_lost_within_seconds(kernel: Kernel, clus
     panel_row = "[row.state.value for entry, row in panel.board.rows.items() if entry.name == 'doomed']"
     assert wait_until(lambda: kernel.eval(panel_row) == ["lost"], limit=10), kernel.eval(panel_row)
     line = [line for line in kernel.eval("panel.text()").splitlines() if line.startswith("doomed ")]
-    assert line and f"{pid}@127.0.0.1" in line[0] and " lost " in line[0], line
+    assert line and f"{pid} on {host}" in line[0] and " lost " in line[0], line
     kernel.run("panel.close()")
     assert wait_until(lambda: pid_gone(pid), limit=10)  # the worker's fork server killed the child
     assert wait_until(lambda: host not in cluster.workers() and len(cluster.workers()) == 1, limit=60), \

@@ -151,8 +151,9 @@ def test_processes_and_process_terminate(shell: InteractiveShell, capsys: pytest
     capsys.readouterr()
     shell.run_line_magic("processes", "")
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["name", "pid", "state", "exit", "code", "elapsed"]
-    assert any(row.split()[:4] == ["napper", str(napper.pid), "started", "-"] for row in table)
+    assert table[0].split() == ["name", "pid", "key", "state", "exit", "elapsed", "CPU", "memory"]
+    row = ["napper", str(napper.pid), napper.authkey_fingerprint, "started", "\u2013"]
+    assert any(line.split()[:5] == row for line in table)
     with pytest.raises(UsageError, match="no process named 'nobody'"):
         shell.run_line_magic("process_terminate", "nobody")
     with pytest.raises(UsageError, match="or --all"):

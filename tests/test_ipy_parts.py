@@ -10,13 +10,13 @@ import types
 
 import pytest
 
-from ipyprocessing import output
-from ipyprocessing.child import CellTarget
-from ipyprocessing.handle import CellProcess
-from ipyprocessing.namespace import NamespaceError, globals_used, ship
-from ipyprocessing.output import OutputLog, Tail
-from ipyprocessing.status import describe_exit, format_bytes, format_elapsed
-from ipyprocessing.throttle import Throttle
+from ipyprocessing.cell.handle import CellProcess
+from ipyprocessing.cell.namespace import NamespaceError, globals_used, ship
+from ipyprocessing.cell.target import CellTarget
+from ipyprocessing.view import output
+from ipyprocessing.view.output import OutputLog, Tail
+from ipyprocessing.view.throttle import Throttle
+from ipyprocessing.words import describe_exit, format_bytes, format_elapsed
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -5,16 +5,28 @@ from __future__ import annotations
 import marshal
 import re
 import threading
+from collections.abc import Iterator
 
 import pytest
+from support import wait_until
 
-from ipyprocessing.child import CellTarget
-from ipyprocessing.handle import CellProcess
-from ipyprocessing.throttle import Throttle
-from ipyprocessing.ticker import Ticker
-from ipyprocessing.widgets import WidgetView
+from ipyprocessing import settings
+from ipyprocessing.cell.handle import CellProcess
+from ipyprocessing.cell.target import CellTarget
+from ipyprocessing.session import Session
+from ipyprocessing.view.status_row import WidgetView
+from ipyprocessing.view.throttle import Throttle
 
 pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(autouse=True)
+def session(monkeypatch: pytest.MonkeyPatch) -> Iterator[Session]:
+    """A session of this module's own, whose sampler refreshes the figures often."""
+    monkeypatch.setattr(settings.current(), "refresh_period", 0.05)
+    watching = Session().watch()
+    yield watching
+    watching.close()
 
 
 class Display:
@@ -34,48 +46,52 @@ class Display:
             assert self.changed.wait_for(lambda: self.texts and text in self.texts[-1], timeout=30)
 
 
-def start(source: str, **kwargs: object) -> tuple[CellProcess, WidgetView, Display]:
+def start(session: Session, source: str, **kwargs: object) -> tuple[CellProcess, WidgetView, Display]:
     code = marshal.dumps(compile(source, "<cell>", "exec"))
     target = CellTarget(code, source, "<cell>", namespace={})
     process = CellProcess(target, user_ns={}, method="fork", **kwargs)
     display = Display()
-    view = WidgetView(process, display, Throttle(), Ticker(period=0.05))
+    view = WidgetView(process, display, Throttle(), session)
     process.attach(view)
     process.start()
     view.show()
     return process, view, display
 
 
-def test_terminate_button_stops_the_child_and_the_row_says_so() -> None:
-    process, view, display = start("import time\nprint('working', flush=True)\ntime.sleep(600)", name="busy")
+def test_terminate_button_stops_the_child_and_the_row_says_so(session: Session) -> None:
+    process, view, display = start(session, "import time\nprint('working', flush=True)\ntime.sleep(600)",
+                                   name="busy")
     display.wait_for("working")
     assert view.state.value == "started" and f"pid {process.pid}<" in view.name.value
     assert not view.button.disabled
-    view.button.click()
+    view.button.click()  # returns at once: the terminate runs on a worker thread
     process.join()
-    assert view.state.value == "stopped[SIGTERM]" and ">exit code -15<" in view.figures.value
+    assert wait_until(lambda: view.state.value == "stopped[SIGTERM]")
+    assert ">exit code -15<" in view.figures.value
     assert view.button.disabled
     note = "terminated from the Terminate button"
     assert view.note.value == note
     assert view.text() == f"busy (pid {process.pid}): stopped[SIGTERM]; {note}"
 
 
-def test_a_child_that_ignores_sigterm_gets_a_kill_button() -> None:
+def test_a_child_that_ignores_sigterm_gets_a_kill_button(session: Session) -> None:
     process, view, display = start(
+        session,
         "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('armed', flush=True)\n"
         "time.sleep(600)"
     )
     display.wait_for("armed")
     view.button.click()
-    assert (view.button.description, process.exitcode) == ("Kill", None)
+    assert wait_until(lambda: view.button.description == "Kill")  # SIGTERM was sent, 2 s ago
+    assert process.exitcode is None and "click Kill" in view.note.value
     view.button.click()
     process.join()
-    assert view.state.value == "stopped[SIGKILL]"
+    assert wait_until(lambda: view.state.value == "stopped[SIGKILL]")
     assert view.note.value.startswith("killed from the Kill button")
 
 
-def test_ticker_shows_elapsed_time_and_resources_while_running() -> None:
-    process, view, display = start("import time\nprint('up', flush=True)\ntime.sleep(600)")
+def test_the_sampler_shows_elapsed_time_and_resources_while_running(session: Session) -> None:
+    process, view, display = start(session, "import time\nprint('up', flush=True)\ntime.sleep(600)")
     display.wait_for("up")
     changed = threading.Event()
     view.figures.observe(lambda change: changed.set() if "CPU" in change.new else None, "value")

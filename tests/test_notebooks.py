@@ -88,7 +88,7 @@ def test_quickstart(tmp_path: Path) -> None:
     assert text(cell(nb, "forever.terminate()")).strip() == "<CellProcess(forever, stopped[SIGTERM])>"
     table = [line.split() for line in text(cell(nb, "%processes")).splitlines()]
     assert [row[0] for row in table] == ["name", "train", "hello", "forever"]
-    assert table[3][2] == "stopped[SIGTERM]"
+    assert table[3][3] == "stopped[SIGTERM]"
 
 
 def test_panel_and_auth_key_tour_keeps_the_key_out_of_the_saved_notebook(tmp_path: Path) -> None:

@@ -15,10 +15,10 @@ import pytest
 from support import run_python, wait_until
 
 import processing
-from ipyprocessing import panel as panel_module
 from ipyprocessing import session as session_module
-from ipyprocessing.panel import ProcessPanel, text_table
-from ipyprocessing.session import Session
+from ipyprocessing import settings
+from ipyprocessing.panel import ProcessPanel, board_of
+from ipyprocessing.session import Session, table
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -82,7 +82,7 @@ def test_rows_appear_on_start_and_change_on_exit_by_themselves(panel: ProcessPan
 
 def test_rows_follow_events_not_the_refresh_timer(session: Session, monkeypatch) -> None:
     """With the once-a-second sweep pushed out of reach, starts and exits still show at once."""
-    monkeypatch.setattr(panel_module, "PERIOD", 3600.0)
+    monkeypatch.setattr(settings.current(), "refresh_period", 3600.0)
     shown = ProcessPanel(session=session)
     try:
         assert wait_until(lambda: shown.board.ticks == 1)  # the first sweep, when the thread starts
@@ -186,7 +186,7 @@ def test_several_panels_show_the_same_widgets_and_agree(session: Session) -> Non
         first.close()
         process.terminate()
         wait_value(row.state, "value", "stopped[SIGTERM]")  # the other panel lives on
-        thread = second.board._thread
+        thread = second.board.thread
     finally:
         first.close()
         second.close()
@@ -233,18 +233,18 @@ def test_stopped_rows_are_not_refreshed(panel: ProcessPanel) -> None:
 
 
 def test_text_table_shows_what_the_widget_shows(session: Session) -> None:
-    assert text_table([], 0.0) == "no process has been started in this session"
+    assert table([], 0.0) == "no process has been started in this session"
     process = start(name="texty")
     process.terminate()
     assert wait_until(lambda: session.entries()[0].state == "stopped[SIGTERM]")
-    lines = text_table(session.entries(), session.now()).splitlines()
+    lines = session.table().splitlines()
     assert lines[0].split() == ["name", "pid", "key", "state", "exit", "elapsed", "CPU", "memory"]
     expected = ["texty", str(process.pid), process.authkey_fingerprint, "stopped[SIGTERM]", "-15"]
     assert lines[1].split()[:5] == expected
 
 
 def test_the_registry_keeps_a_bounded_number_of_stopped_processes(session: Session, monkeypatch) -> None:
-    monkeypatch.setattr(session_module, "MAX_STOPPED", 2)
+    monkeypatch.setattr(settings.current(), "max_stopped", 2)
     live = start(name="live")
     for i in range(4):
         done = start(proc_targets.noop, name=f"done-{i}")
@@ -260,11 +260,11 @@ def test_the_registry_is_one_per_kernel() -> None:
 
 def test_no_panel_thread_is_left_running(session: Session) -> None:
     shown = ProcessPanel(session=session)
-    thread = shown.board._thread
+    thread = shown.board.thread
     shown.close()
     thread.join(5)
     assert not thread.is_alive()
-    assert panel_module._boards.get(session) is None
+    assert board_of(session) is None
 
 
 def test_without_a_widget_front_end_the_magics_print_text() -> None:

@@ -183,8 +183,8 @@ def test_authkey_magic_prints_the_fingerprint_and_reveals_only_with_show(kernel:
     assert "--show" in kernel.eval("get_ipython().find_line_magic('authkey').__doc__")
 
 
-BOARD = ("__import__('ipyprocessing.panel').panel._boards["
-         "__import__('ipyprocessing.session').session.current()]")
+BOARD = ("__import__('ipyprocessing.panel').panel.board_of("
+         "__import__('ipyprocessing.session').session.current())")
 
 
 def board_counts(kernel: Kernel) -> tuple[int, int]:

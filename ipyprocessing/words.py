@@ -1,4 +1,6 @@
-"""Words for a process's state, exit and resources, shared by the widget, the text view and ``%processes``.
+"""Words for a process: its state, its exit, its pid and host, its figures; one home for each.
+
+Shared by the status row, the text view, the panel and the session's table.
 
 An exit code alone (``-9``) tells a notebook user little; these say what
 probably happened (``killed by SIGKILL, often the out-of-memory killer``).
@@ -64,9 +66,11 @@ def format_bytes(size: float) -> str:
 
 
 def pid_text(process: processing.ProcessHandle) -> str:
-    """The pid, with the worker's host beside it for a remote process (``4121 on tcp://10.0.0.7:39227``).
+    """The one way a pid is written: ``4121``; for a remote process, with its worker's address beside it
+    (``4121 on tcp://10.0.0.7:39227``: the pid alone would name a process of this machine).
 
-    A remote process not yet taken by a worker has neither: ``- (waiting for a worker)``.
+    A process not yet started has none: ``-``; a remote one not yet taken by a worker,
+    ``- (waiting for a worker)``.
     """
     pid = process.pid
     pid_word = "-" if pid is None else str(pid)

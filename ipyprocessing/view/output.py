@@ -19,13 +19,14 @@ from collections import deque
 
 __all__ = ["MAX_LINES", "MAX_LINE_CHARS", "SPILL", "WINDOW", "OutputLog", "Tail"]
 
-#: Lines the display keeps; older lines are counted as hidden.
+#: Lines the display keeps by default (``ProcessSettings.tail_lines``); older lines are counted as hidden.
 MAX_LINES = 200
 #: A longer line is cut, so one giant line cannot flood the display.
 MAX_LINE_CHARS = 2000
 #: Bytes of one batch that are decoded and rendered; earlier bytes of the batch are only counted.
 WINDOW = 256 * 1024
-#: Bytes of output kept in memory; past this the log moves to a temporary file.
+#: Bytes of output kept in memory by default (``ProcessSettings.spill_bytes``); past this the log moves to a
+#: temporary file.
 SPILL = 1 << 20
 
 

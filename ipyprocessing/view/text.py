@@ -16,8 +16,8 @@ from typing import TextIO
 
 import processing
 
-from .handle import CellProcess
-from .status import pid_text, state_word
+from ..cell.handle import CellHandle
+from ..words import pid_text, state_word
 
 __all__ = ["TextView"]
 
@@ -26,7 +26,7 @@ class TextView:
     """Writes a process's lifecycle and output to text streams."""
 
     def __init__(
-        self, process: CellProcess, stdout: TextIO | None = None, stderr: TextIO | None = None
+        self, process: CellHandle, stdout: TextIO | None = None, stderr: TextIO | None = None
     ) -> None:
         self.process = process
         self._streams = {"stdout": stdout or sys.stdout, "stderr": stderr or sys.stderr}

@@ -4,12 +4,13 @@ Built from standard ipywidgets (HBox, HTML, Button), so it renders in
 JupyterLab, Notebook 7 and VS Code with no front-end build. Every part has a
 CSS class (``ipyprocessing-state`` ...) so a theme or a test can find it; the
 state widget's value is exactly the repr's word (``started``,
-``stopped[SIGTERM]``; ``pending`` and ``lost`` for a remote cell). The
-widget changes by itself: the core's ``exited`` event, a remote cell's news
-that a worker runs it (its pid and host), and a once-a-second ticker update
-it from their threads (ipykernel forwards such sends to its IO thread). The output is not a widget: it is a
-display in the originating cell (see ``iopub``), fed through ``Tail`` and
-coalesced by ``Throttle``.
+``stopped[SIGTERM]``; ``pending`` and ``lost`` for a remote cell). The row
+changes by itself: the core's ``exited`` event, a remote cell's news that a
+worker runs it (its pid and host), and the session's sampler (elapsed time,
+CPU, memory) update it from their threads (ipykernel forwards such sends to
+its IO thread). The output is not a widget: it is a display in the
+originating cell (see :mod:`.iopub`), fed through :class:`~.output.Tail` and
+coalesced by :class:`~.throttle.Throttle`.
 """
 
 from __future__ import annotations
@@ -20,21 +21,23 @@ import threading
 from typing import Any
 
 import ipywidgets
-import psutil
 from IPython.display import display
 from ipywidgets.widgets.widget_string import HTMLStyle
 
-from .handle import CellProcess
+from .. import settings
+from ..cell.handle import CellHandle
+from ..session import Entry, Session, current
+from ..words import describe_exit, format_bytes, format_elapsed, pid_text, state_word
 from .iopub import CellChannel
 from .output import Tail
-from .status import describe_exit, format_bytes, format_elapsed, pid_text, state_word
 from .throttle import Throttle
-from .ticker import Ticker
 
 __all__ = ["StatusBox", "WidgetView"]
 
-_BUTTON_REASON = "terminated from the Terminate button"
-_KILL_REASON = "killed from the Kill button"
+_TERMINATED = "terminated from the Terminate button"
+_KILLED = "killed from the Kill button"
+_KILL_NOTE = "still running 2 s after SIGTERM: click Kill to send SIGKILL"
+_WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
 class StatusBox(ipywidgets.HBox):
@@ -62,36 +65,37 @@ class WidgetView:
     the button, and a note saying why it stopped and what was pulled.
     """
 
-    def __init__(self, process: CellProcess, channel: CellChannel, throttle: Throttle, ticker: Ticker,
-                 hint: str = "") -> None:
+    def __init__(self, process: CellHandle, channel: CellChannel, throttle: Throttle,
+                 session: Session | None = None, hint: str = "") -> None:
         self.process = process
         self._channel = channel
         self._throttle = throttle
-        self._ticker = ticker
+        self._session = session or current()
         self._hint = hint
         self._lock = threading.Lock()
         # Filled by the monitor thread without a lock (deque appends and pops are atomic): a flood
         # delivers a chunk per pipe read, 100k of them for 100 MB, so each must cost next to nothing.
         self._pending: collections.deque[tuple[str, bytes]] = collections.deque()
         self._marked = False
-        self._tail = Tail()
+        self._tail = Tail(settings.current().tail_lines)
         self._shown = False
         self._exitcode: int | None = None
         self._ended = False
-        self._usage: psutil.Process | None = None
+        self._entry: Entry | None = None
         self._figures = {"exitcode": "exit code -", "elapsed": "", "resources": ""}
         self._note = ""
         self.box: StatusBox | None = None
 
     def show(self) -> None:
         """Build the row and display it in the current cell; call in the cell, after ``start()``."""
+        self._entry = self._session.entry(self.process)
         with self._lock:
             self._build()
         display(self.box)
         with self._lock:
             self._shown = True
         self._throttle.mark(self)
-        self._ticker.add(self)
+        self._session.sampler.listen(self.tick)
 
     def text(self) -> str:
         """The status as one line of text."""
@@ -130,7 +134,7 @@ class WidgetView:
                 self.button.disabled = True
                 self.note.value = html.escape(note)
 
-    # -- called from the throttle and ticker threads --------------------------
+    # -- called from the throttle and sampler threads -------------------------
 
     def flush(self) -> None:
         """Show the output that arrived since the last flush (the tail of it)."""
@@ -147,6 +151,7 @@ class WidgetView:
             self._channel.show_text(self._tail.render(self._hint))
 
     def tick(self) -> bool:
+        """Refresh the elapsed time and the sampled figures; False once the process has ended."""
         with self._lock:
             if self._ended:
                 return False
@@ -155,18 +160,20 @@ class WidgetView:
             self.figures.value = self._figures_html()
             return True
 
-    # -- called from the kernel's shell handler (a click) ---------------------
+    # -- called from the kernel's shell handler (a click), and after the stop -------------
 
     def _on_click(self, _button: ipywidgets.Button) -> None:
-        if self.button.description == "Kill":
-            self.process.kill_because(_KILL_REASON)
-            return
-        self.process.terminate_because(_BUTTON_REASON)
+        if self._entry is not None:
+            self._session.stop([self._entry], terminated=_TERMINATED, killed=_KILLED, then=self._after_stop)
+
+    def _after_stop(self) -> None:
+        """SIGTERM did not end the child within 2 s: the button becomes Kill."""
         with self._lock:
-            if not self._ended and self.process.is_alive():
+            offered = self._entry is not None and self._entry.kill_offered
+            if offered and not self._ended and self.box is not None:
                 self.button.description = "Kill"
                 self.button.tooltip = "Send SIGKILL, which cannot be ignored"
-                self._note = "still running 2 s after SIGTERM: click Kill to send SIGKILL"
+                self._note = _KILL_NOTE
                 self.note.value = html.escape(self._note)
 
     def _build(self) -> None:
@@ -198,20 +205,11 @@ class WidgetView:
                           for key, text in self._figures.items() if text)
 
     def _usage_text(self) -> str:
-        if self.process.remote:
-            return ""  # its pid is on the worker's machine: psutil here would measure another process
-        try:
-            if self._usage is None:
-                self._usage = psutil.Process(self.process.pid)
-                self._usage.cpu_percent(None)  # the first reading only starts the measurement
-                return f"memory {format_bytes(self._usage.memory_info().rss)}"
-            cpu = self._usage.cpu_percent(None)
-            return f"CPU {cpu:.0f}% · memory {format_bytes(self._usage.memory_info().rss)}"
-        except (psutil.Error, ValueError):
-            return ""
-
-
-_WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+        entry = self._entry
+        if entry is None or entry.memory is None:
+            return ""  # not sampled yet, or remote: its pid is on the worker's machine
+        memory = f"memory {format_bytes(entry.memory)}"
+        return memory if entry.cpu is None else f"CPU {entry.cpu:.0f}% · {memory}"
 
 
 def _html(value: str, part: str, shared: dict[str, Any]) -> ipywidgets.HTML:

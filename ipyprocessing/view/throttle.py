@@ -10,12 +10,12 @@ The thread sleeps on a condition when nothing is dirty: no polling.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
-import traceback
 import weakref
 from typing import Protocol
+
+from processing import logs
 
 __all__ = ["INTERVAL", "Throttle"]
 
@@ -65,5 +65,4 @@ class Throttle:
                 try:
                     target.flush()
                 except Exception:  # one broken view must not stop the others
-                    print(f"ipyprocessing: error while updating {target!r}:", file=sys.stderr)
-                    traceback.print_exc()
+                    logs.report_exception("error while updating %r", target)

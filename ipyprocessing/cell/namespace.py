@@ -21,7 +21,7 @@ from typing import Any
 
 from processing import serialization
 
-from .child import Shipment
+from .target import Shipment
 
 __all__ = ["NamespaceError", "globals_used", "ship"]
 
@@ -99,12 +99,8 @@ def _check_modules(modules: dict[str, str], user_ns: Mapping[str, Any], method: 
 
 
 def _unsendable(values: dict[str, Any], method: str, error: BaseException) -> NamespaceError:
-    reasons = []
-    for name, value in values.items():
-        try:
-            serialization.dumps(value)
-        except Exception as part_error:
-            reasons.append(f"{name!r} ({type(value).__name__}: {type(part_error).__name__}: {part_error})")
+    reasons = [f"{name!r} ({type(value).__name__}: {type(part_error).__name__}: {part_error})"
+               for name, value, part_error in serialization.unpicklable(values.items())]
     if not reasons:
         reasons.append(f"the names together ({type(error).__name__}: {error})")
     return NamespaceError(

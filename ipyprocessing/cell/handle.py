@@ -16,9 +16,9 @@ import time
 
 import processing
 
-from .child import PULL_TAG, CellTarget
-from .output import OutputLog
-from .status import describe_exit
+from ..view.output import OutputLog
+from ..words import describe_exit
+from .target import PULL_TAG, CellTarget
 
 TYPE_CHECKING = False  # no typing at run time: spawned children import this module
 if TYPE_CHECKING:
@@ -41,8 +41,6 @@ if TYPE_CHECKING:
 
 __all__ = ["CellHandle", "CellProcess", "timeout_reason"]
 
-_PARENT_ONLY = ("_log", "_view", "_user_ns", "_timer", "pulled")
-
 
 class CellHandle:
     """What a cell's handle adds to a process handle, local or remote: output log, views, pull, stop reasons.
@@ -52,8 +50,13 @@ class CellHandle:
     ``output=self._deliver``.
     """
 
+    #: What a cell's handle keeps for the notebook only: never sent to the child.
+    cell_attributes = frozenset({"_log", "_view", "_user_ns", "_timer", "pulled"})
+
     def _init_cell(self, target: CellTarget, user_ns: dict[str, Any]) -> None:
-        self._log = OutputLog()
+        from ..settings import current  # here: a child that loads this module needs no traitlets
+
+        self._log = OutputLog(spill=current().spill_bytes)
         self._view: View = _Unseen()
         self._user_ns = user_ns
         self._timer: threading.Timer | None = None
@@ -155,6 +158,8 @@ class CellProcess(CellHandle, processing.Process):
     (which signals the kernel's whole group) does not reach it.
     """
 
+    local_attributes = processing.Process.local_attributes | CellHandle.cell_attributes
+
     def __init__(
         self,
         target: CellTarget,
@@ -167,12 +172,6 @@ class CellProcess(CellHandle, processing.Process):
         self._init_cell(target, user_ns)
         super().__init__(target=target, name=name, daemon=daemon, method=method, output=self._deliver,
                          new_process_group=True)
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        for attribute in _PARENT_ONLY:
-            state.pop(attribute, None)
-        return state
 
 
 class _Unseen:

@@ -109,17 +109,9 @@ def _send_pulled(namespace: dict[str, Any], names: tuple[str, ...]) -> None:
     try:
         processing.sendToParent((PULL_TAG, values))
     except Exception as error:  # name the values that cannot travel
-        culprits = [name for name, value in values.items() if not _sendable(value)] or list(names)
+        culprits = [name for name, _, _ in serialization.unpicklable(values.items())] or list(names)
         _fail(f"cannot pull {_quoted(culprits)}: it cannot be sent to the notebook "
               f"({type(error).__name__}: {error}); pull something picklable instead")
-
-
-def _sendable(value: object) -> bool:
-    try:
-        serialization.dumps(value)
-    except Exception:
-        return False
-    return True
 
 
 def _quoted(names: list[str]) -> str:

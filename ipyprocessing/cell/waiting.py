@@ -27,7 +27,7 @@ import zmq
 from .handle import CellProcess, timeout_reason
 
 if TYPE_CHECKING:
-    from .remote_cell import RemoteCellProcess
+    from .remote import RemoteCellProcess
 
 __all__ = ["wait_for"]
 

@@ -1,9 +1,9 @@
 """``RemoteCellProcess``: a ``%%process --cluster`` cell, run by a child on a Dask worker.
 
-The same cell handle as :class:`~ipyprocessing.handle.CellProcess` (output
+The same cell handle as :class:`~ipyprocessing.cell.handle.CellProcess` (output
 log, views, ``--pull``, stop reasons, all from :class:`CellHandle`) over a
 :class:`processing.remote.RemoteProcess` instead of a local Process. The
-target is the same :class:`~ipyprocessing.child.CellTarget`, with the
+target is the same :class:`~ipyprocessing.cell.target.CellTarget`, with the
 notebook's names sent by value as under spawn. This module imports
 ``processing.remote``, which imports Dask only when a process starts; the
 magic imports this module only for ``--cluster`` and ``--cluster-client``.
@@ -16,8 +16,8 @@ from typing import Any
 
 from processing.remote import RemoteProcess
 
-from .child import CellTarget
 from .handle import CellHandle
+from .target import CellTarget
 
 __all__ = ["RemoteCellProcess"]
 
