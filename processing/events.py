@@ -17,8 +17,6 @@ from __future__ import annotations
 import os
 import threading
 
-from . import logs
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -101,6 +99,8 @@ def guarded(callback: Callable[..., Any], *args: Any) -> None:
         callback(*args)
     except Exception:
         try:
+            from . import logs  # on the first report only: import processing stays cheap
+
             logs.report_exception("exception in %r", callback)
         except Exception:
             pass  # a broken stderr must not kill the thread that delivers events: they must keep coming

@@ -15,7 +15,7 @@ import selectors
 import threading
 import time
 
-from . import events, logs
+from . import events
 from .errors import AuthenticationError
 
 TYPE_CHECKING = False
@@ -154,11 +154,11 @@ class _Monitor:
             try:
                 messages = channel.pump()
             except AuthenticationError as error:
-                logs.report("%s: %s", process.name, error)
+                _report("%s: %s", process.name, error)
                 break
             for problem in channel.take_problems():
-                logs.report("%s: a message could not be loaded: %s: %s", process.name,
-                            type(problem).__name__, problem)
+                _report("%s: a message could not be loaded: %s: %s",
+                        process.name, type(problem).__name__, problem)
             for obj in messages:
                 process.messages.append(obj)
                 events.message(process, obj)
@@ -197,6 +197,12 @@ class _Monitor:
         if self._selector is not None:
             self._selector.close()
         self.__init__()  # type: ignore[misc]
+
+
+def _report(message: str, *args: object) -> None:
+    from . import logs  # on the first report only: import processing stays cheap
+
+    logs.report(message, *args)
 
 
 _monitor = _Monitor()

@@ -27,7 +27,6 @@ from . import authkey as _authkey
 from . import launch, monitor
 from .errors import ProcessError, ProcessStateError, TargetPicklingError
 from .handle import ProcessHandle
-from .launch.spec import LaunchSpec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -180,6 +179,8 @@ class Process(ProcessHandle):
                 f"{self._name} has already been started; a Process can be started only once: "
                 "create a new Process to run the target again"
             )
+        from .launch.spec import LaunchSpec  # here: import processing need not build its named tuples
+
         _children.reap_finished()
         method = self._method or launch.getStartMethod()
         spec = LaunchSpec(
