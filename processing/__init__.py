@@ -12,7 +12,7 @@ from .errors import AuthenticationError, ProcessError, ProcessStateError, Target
 from .events import Subscription, subscribe
 from .handle import ProcessHandle
 from .launch import get_start_method, getStartMethod, set_start_method, setStartMethod
-from .messaging import send_to_parent, sendToParent
+from .messaging import receive_from_parent, receiveFromParent, send_to_parent, sendToParent
 from .process import (
     Process,
     active_children,
@@ -44,6 +44,8 @@ __all__ = [
     "cpu_count",
     "currentProcess",
     "current_process",
+    "receiveFromParent",
+    "receive_from_parent",
     "getStartMethod",
     "get_start_method",
     "remote",

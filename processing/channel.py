@@ -1,12 +1,14 @@
 """The control channel between a parent and each child it starts.
 
 It is a private socketpair. The parent sends the child's start payload down it
-once (spawn and forkserver). The child can send objects back up it with
-:func:`processing.sendToParent`, each as a signed frame (:mod:`processing.frames`)
-under the process's auth key, over a fresh random challenge the parent chose for
-that child: the parent accepts a message only from a peer that holds the key,
-and a replayed or reordered message fails too. A bad signature raises
-``AuthenticationError`` and closes the channel.
+once (spawn and forkserver). Then objects travel both ways, each as a signed
+frame (:mod:`processing.frames`) under the process's auth key, over a fresh
+random challenge the parent chose for that child (and a different context for
+each direction): up with :func:`processing.sendToParent`, down with
+:meth:`processing.Process.sendToChild`. A side accepts a message only from a
+peer that holds the key, and a replayed, reordered or reflected message fails
+too. A bad signature raises ``AuthenticationError``; the parent then closes
+the channel.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ import socket
 import threading
 
 from . import frames, serialization
-from ._fd import read_exact
+from ._fd import read_exact, wait_readable
 from .errors import AuthenticationError
 
 __all__ = ["ChildChannel", "ParentChannel", "read_payload", "send_payload"]
 
 _NO_PAYLOAD = "the parent closed the control channel before the payload arrived"
+_PARENT_GONE = "the parent closed the control channel"
+#: Appended to the challenge for the frames the parent sends down: a frame cannot be sent back as its own.
+_DOWN = b"\0down"
 
 
 def send_payload(sock: socket.socket, data: bytes) -> None:
@@ -40,17 +45,39 @@ def read_payload(sock: socket.socket) -> bytes:
 
 
 class ChildChannel:
-    """The child's end: sends signed messages to the parent, from any thread."""
+    """The child's end: sends signed messages to the parent from any thread, and receives the parent's."""
 
     def __init__(self, sock: socket.socket, key: bytes, challenge: bytes) -> None:
         self._sock = sock
         self._signer = frames.Signer(key, challenge)
+        self._checker = frames.Signer(key, challenge + _DOWN)
         self._lock = threading.Lock()
+        self._read_lock = threading.Lock()
 
     def send(self, obj: object) -> None:
         body = serialization.dumps(obj)
         with self._lock:
             self._sock.sendall(self._signer.seal(body))
+
+    def receive(self, timeout: float | None = None) -> object:
+        """The next object the parent sent, once its signature checked; waits up to ``timeout`` for it.
+
+        Raises:
+            TimeoutError: nothing began to arrive within ``timeout`` seconds.
+            EOFError: the parent closed the channel.
+            AuthenticationError: the frame was not signed by the parent with this process's key.
+        """
+        with self._read_lock:
+            # The timeout bounds the wait for a frame, never a frame half read: the stream stays whole.
+            if timeout is not None and not wait_readable(self._sock.fileno(), timeout):
+                raise TimeoutError(f"the parent sent nothing within {timeout:g} s")
+            size, tag = frames.parse_header(read_exact(self._sock, frames.HEADER_SIZE, eof=_PARENT_GONE))
+            body = read_exact(self._sock, size, eof=_PARENT_GONE)
+            if not self._checker.check(tag, body):
+                raise AuthenticationError(
+                    "a message from the parent was not signed with this process's auth key; it was dropped"
+                )
+        return serialization.loads(body)
 
 
 class ParentChannel:
@@ -60,6 +87,8 @@ class ParentChannel:
         self.sock = sock
         self.challenge = os.urandom(32)
         self._checker = frames.Signer(key, self.challenge)
+        self._signer = frames.Signer(key, self.challenge + _DOWN)
+        self._send_lock = threading.Lock()
         self._buffer = bytearray()
         self._lock = threading.Lock()
         self.closed = False
@@ -97,6 +126,15 @@ class ParentChannel:
                 forgery, self._forgery = self._forgery, None
                 raise forgery
             return messages
+
+    def send(self, body: bytes) -> None:
+        """Send an already pickled object to the child (it loads it with ``receiveFromParent``).
+
+        Raises:
+            OSError: the child has closed its end (it exited), or this end is closed.
+        """
+        with self._send_lock:
+            self.sock.sendall(self._signer.seal(body))
 
     def take_problems(self) -> list[Exception]:
         """The errors of messages that could not be unpickled since the last call."""

@@ -17,9 +17,9 @@ __all__ = ["ProcessHandle"]
 
 class ProcessHandle:
     """``getName``/``setName``, ``getAuthKey``/``setAuthKey``, ``host``, and ``name``, ``pid``, ``ident``,
-    ``exitcode``, ``authkey``, ``is_alive()`` over the seed's methods.
+    ``exitcode``, ``authkey``, ``is_alive()``, ``send_to_child()`` over the seed's methods.
 
-    Subclasses provide ``getPid``, ``getExitCode`` and ``isAlive``, and set
+    Subclasses provide ``getPid``, ``getExitCode``, ``isAlive`` and ``sendToChild``, and set
     ``_name``, ``_authkey`` and ``_creator_pid``.
     """
 
@@ -63,6 +63,9 @@ class ProcessHandle:
 
     def is_alive(self) -> bool:
         return self.isAlive()  # type: ignore[attr-defined]
+
+    def send_to_child(self, obj: object) -> None:
+        self.sendToChild(obj)  # type: ignore[attr-defined]
 
     @property
     def name(self) -> str:

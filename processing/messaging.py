@@ -1,4 +1,5 @@
-"""Messages from a child to its parent: :func:`sendToParent`.
+"""Messages between a child and its parent, from the child's side: :func:`sendToParent`,
+:func:`receiveFromParent` (the parent's side is ``Process.messages`` and ``Process.sendToChild``).
 
 Kept apart from the bootstrap so that ``import processing`` does not pay for
 sockets and the start-up machinery; the bootstrap sets :data:`channel` in a
@@ -13,7 +14,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .channel import ChildChannel
 
-__all__ = ["sendToParent", "send_to_parent"]
+__all__ = ["receiveFromParent", "receive_from_parent", "sendToParent", "send_to_parent"]
 
 #: Set by the bootstrap in a child started by processing; None in the main process.
 channel: ChildChannel | None = None
@@ -28,12 +29,32 @@ def sendToParent(obj: object) -> None:
     Raises:
         ProcessStateError: called outside a child started by :mod:`processing`.
     """
+    _channel("sendToParent").send(obj)
+
+
+def receiveFromParent(timeout: float | None = None) -> object:
+    """From inside a child: the next object the parent sent with ``sendToChild``, in order.
+
+    Blocks until one arrives (or ``timeout`` seconds pass). Objects arrive
+    signed with this process's auth key; one call at a time reads the channel,
+    so a child that must keep doing other work reads from a thread of its own.
+
+    Raises:
+        ProcessStateError: called outside a child started by :mod:`processing`.
+        TimeoutError: nothing arrived within ``timeout`` seconds.
+        EOFError: the parent closed the channel (it has gone, or it was told the child ended).
+        AuthenticationError: a message was not signed with this process's key.
+    """
+    return _channel("receiveFromParent").receive(timeout)
+
+
+def _channel(action: str) -> ChildChannel:
     if channel is None:
         raise ProcessStateError(
-            "sendToParent() works only inside a child started by processing; "
-            "this process has no parent channel"
+            f"{action}() works only inside a child started by processing; this process has no parent channel"
         )
-    channel.send(obj)
+    return channel
 
 
 send_to_parent = sendToParent
+receive_from_parent = receiveFromParent

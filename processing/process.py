@@ -260,6 +260,23 @@ class Process(ProcessHandle):
         self._check_open()
         return None if self._popen is None else self._popen.poll()
 
+    def sendToChild(self, obj: object) -> None:
+        """Send ``obj`` to the running child, which receives it with :func:`processing.receiveFromParent`.
+
+        Signed with the process's auth key; objects defined in ``__main__``
+        travel by value. Blocks only while the channel's buffer is full (the
+        child reads too slowly).
+
+        Raises:
+            ProcessStateError: not started yet, not the creator, or the child has exited.
+            ValueError: the process object is closed.
+        """
+        self._check_open()
+        self._check_creator("sendToChild")
+        from .serialization import dumps
+
+        self._send_pickled(dumps(obj))
+
     def terminate(self, *, tree: bool = False) -> None:
         """Send SIGTERM, then wait up to ``SIGNAL_WAIT`` seconds for the child to die.
 
@@ -333,6 +350,19 @@ class Process(ProcessHandle):
         )
 
     # -- internals ------------------------------------------------------------
+
+    def _send_pickled(self, body: bytes) -> None:
+        """Send a pickled object to the child (a remote child's worker relays bytes it never loads)."""
+        popen = self._popen
+        if popen is None:
+            raise ProcessStateError(f"cannot send to {self._name}: it has not been started; start() it first")
+        channel = popen.channel
+        try:
+            if channel is None or channel.closed:
+                raise OSError
+            channel.send(body)
+        except OSError:
+            raise ProcessStateError(f"cannot send to {self._name}: it has exited") from None
 
     def _status(self) -> str:
         if self is _current_process:

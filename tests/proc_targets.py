@@ -346,3 +346,24 @@ class Payload:
 
 def echo(*args: object, **kwargs: object) -> None:
     processing.sendToParent((args, kwargs))
+
+
+def echo_from_parent() -> None:
+    """Send back every object the parent sends, until it sends ``"stop"``."""
+    while (obj := processing.receiveFromParent(timeout=30)) != "stop":
+        processing.sendToParent(("echo", obj))
+
+
+def report_receive_errors() -> None:
+    """Report what receiveFromParent raises: on a timeout, then on a forged frame (sent by the test)."""
+    errors = []
+    try:
+        processing.receiveFromParent(timeout=0.05)
+    except TimeoutError as error:
+        errors.append(type(error).__name__)
+    processing.sendToParent(("ready", errors))
+    try:
+        processing.receiveFromParent(timeout=30)
+    except processing.AuthenticationError as error:
+        errors.append(type(error).__name__)
+    processing.sendToParent(("done", errors))

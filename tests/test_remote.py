@@ -621,3 +621,24 @@ def test_a_frame_longer_than_the_maximum_is_refused_before_it_is_read(
     monkeypatch.setattr(wire_module, "MAX_FRAME", 1000)
     with pytest.raises(ValueError, match=r"the Output message pickles to \d+ bytes, more than the 1000 "):
         worker.send(protocol.Output("stdout", b"x" * 2000))  # refused by its sender: its peer would refuse it
+
+
+def test_objects_sent_to_a_remote_child_arrive_in_order_even_before_a_worker_takes_it(
+    cluster: Cluster,
+) -> None:
+    def echo() -> None:
+        while (obj := processing.receiveFromParent(timeout=30)) != "stop":
+            processing.sendToParent(("echo", obj))
+
+    with cluster.busy():
+        p = RemoteProcess(target=echo, cluster=cluster.address)
+        p.start()
+        assert p.state == "pending"
+        p.sendToChild({"early": 1})  # kept until a worker connects
+    assert p.wait_running(30)
+    p.send_to_child([2])
+    p.sendToChild("stop")
+    p.join(30)
+    assert p.exitcode == 0 and p.messages == [("echo", {"early": 1}), ("echo", [2])]
+    with pytest.raises(processing.ProcessStateError, match="it has ended"):
+        p.sendToChild("late")

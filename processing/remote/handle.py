@@ -36,7 +36,7 @@ from ..handle import ProcessHandle
 from ..process import SIGNAL_WAIT, _output_callback, currentProcess, status_word
 from .cluster import get_client, reachable_host
 from .lifecycle import INITIAL, LOST, RUNNING, STOPPED, Lifecycle
-from .protocol import ChildSettings, Start, Stop
+from .protocol import ChildSettings, Start, Stop, ToChild
 from .relay import MAX_PENDING_HELLOS, Relay
 from .wire import MAX_FRAME, NONCE_SIZE, Credentials, one_time_key
 from .worker import serve
@@ -214,6 +214,32 @@ class RemoteProcess(ProcessHandle):
     def getExitCode(self) -> int | None:
         """None while running (and if lost); 0, N for ``sys.exit(N)``, 1 on an exception, -N for signal N."""
         return self._lifecycle.exitcode
+
+    def sendToChild(self, obj: object) -> None:
+        """Send ``obj`` to the remote child (``processing.receiveFromParent`` there), signed on the wire.
+
+        While no worker has taken the process yet, it is kept and sent first thing once one has.
+
+        Raises:
+            ProcessStateError: not started yet, or the child has ended (or is lost).
+            TargetPicklingError: ``obj`` cannot be pickled.
+        """
+        if self.state == INITIAL:
+            raise ProcessStateError(f"cannot send to {self._name}: it has not been started; start() it first")
+        try:
+            data = serialization.dumps(obj)
+        except Exception as error:
+            raise TargetPicklingError(f"cannot send {serialization.short_repr(obj)} to {self._name}: "
+                                      f"{type(error).__name__}: {error}") from error
+        message = ToChild(data)
+        reachable, wire = self._lifecycle.to_child(message)
+        try:
+            if reachable and wire is not None:
+                wire.send(message)
+        except OSError:
+            reachable = False  # the connection has just ended: the relay thread reports it
+        if not reachable:
+            raise ProcessStateError(f"cannot send to {self._name}: it has ended ({self.state})")
 
     @property
     def host(self) -> str | None:

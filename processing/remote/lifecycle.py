@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from .protocol import Stop
+    from .protocol import Stop, ToChild
     from .wire import Wire
 
 __all__ = ["ENDED", "INITIAL", "LOST", "Lifecycle", "PENDING", "RUNNING", "STOPPED"]
@@ -41,6 +41,7 @@ class Lifecycle:
         self._future: Any = None
         self._wire: Wire | None = None
         self._stop: Stop | None = None
+        self._to_child: list[ToChild] = []  # sent as soon as the worker connects
         self._ender: threading.Thread | None = None
         self._running = threading.Event()
         self._done = threading.Event()
@@ -89,15 +90,18 @@ class Lifecycle:
     def connected(self, wire: Wire, first: Callable[[], None]) -> bool:
         """Adopt the worker's ``wire`` unless the end came first; ``first()`` sends the payload meanwhile.
 
-        A stop asked for while no worker was connected follows the payload.
-        Returns False (and the caller closes the wire) if the child ended
-        already: then no payload may go, or a child would start that nobody
-        watches.
+        What was sent to the child and a stop asked for while no worker was
+        connected follow the payload, in that order. Returns False (and the
+        caller closes the wire) if the child ended already: then no payload may
+        go, or a child would start that nobody watches.
         """
         with self._lock:
             if self.ended:
                 return False
             first()
+            for message in self._to_child:
+                wire.send(message)
+            self._to_child = []
             if self._stop is not None:
                 wire.send(self._stop)
             self._wire = wire
@@ -119,6 +123,16 @@ class Lifecycle:
             if self._wire is None:
                 self._stop = stop
             return self._wire, self._future
+
+    def to_child(self, message: ToChild) -> tuple[bool, Wire | None]:
+        """Whether ``message`` can still reach the child (False once it has ended), and the wire to send it
+        on (None: it was queued for the worker still to come)."""
+        with self._lock:
+            if self.ended:
+                return False, None
+            if self._wire is None:
+                self._to_child.append(message)
+            return True, self._wire
 
     def task_ended(self, failure: str | None) -> tuple[int | None, str, str | None] | None:
         """Dask's callback: the task ended (``failure`` says why, if it failed). If no worker had

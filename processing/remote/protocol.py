@@ -1,6 +1,7 @@
 """The messages a notebook and a worker exchange about one remote child, once the wire is up.
 
-Notebook to worker: :class:`Start` (first, once), then :class:`Stop` when asked.
+Notebook to worker: :class:`Start` (first, once), then :class:`ToChild` and
+:class:`Stop` when asked.
 Worker to notebook: :class:`Running` first, then :class:`Output` and
 :class:`Message` as they come, and last :class:`Exit` (or :class:`Failed` if
 the child could not be started). Each travels pickled in one signed frame
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 
-__all__ = ["ChildSettings", "Exit", "Failed", "Message", "Output", "Running", "Start", "Stop"]
+__all__ = ["ChildSettings", "Exit", "Failed", "Message", "Output", "Running", "Start", "Stop", "ToChild"]
 
 
 class ChildSettings(namedtuple("ChildSettings", "name method capture preload")):
@@ -29,6 +30,12 @@ class Start(namedtuple("Start", "payload settings")):
 
 class Stop(namedtuple("Stop", "kill tree")):
     """Signal the child: SIGTERM, or SIGKILL if ``kill``; its whole process group too if ``tree``."""
+
+    __slots__ = ()
+
+
+class ToChild(namedtuple("ToChild", "data")):
+    """An object for the child (``sendToChild``), pickled: the worker relays it without loading it."""
 
     __slots__ = ()
 

@@ -39,7 +39,7 @@ from ..events import subscribe
 from ..forkserver.client import preload_also
 from ..process import Process
 from .child import run_target
-from .protocol import Exit, Failed, Message, Output, Running, Start, Stop
+from .protocol import Exit, Failed, Message, Output, Running, Start, Stop, ToChild
 from .wire import Wire
 
 TYPE_CHECKING = False
@@ -199,6 +199,11 @@ def _supervise(wire: Wire, child: Process, ended: int) -> None:
             break
         if isinstance(command, Stop):
             _signal(child, command)
+        elif isinstance(command, ToChild):
+            try:
+                child._send_pickled(command.data)
+            except ProcessError:
+                pass  # it has just exited: its exit report is on its way
     child.join()
 
 
