@@ -10,19 +10,21 @@ running or is an unreaped zombie (the fork server, a long-lived child that
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterator
 
 import pytest
-from support import METHODS, Events, Output, is_zombie, os_children
 
-import processing
+# The helpers (support, proc_targets ...) are imported by name, by the tests and by the children they
+# start, which get this process's sys.path: one entry here serves every directory of tests.
+HELPERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "helpers")
+if HELPERS not in sys.path:
+    sys.path.insert(0, HELPERS)
 
+from support import Events, Output, is_zombie, os_children  # noqa: E402
 
-@pytest.fixture(params=METHODS)
-def method(request: pytest.FixtureRequest) -> str:
-    """Each start method in turn."""
-    return request.param
+import processing  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""Targets for the fault-injection tests (tests/test_faults_core.py, tests/test_faults_kernel.py).
+"""Targets for the fault-injection tests (core/test_faults_core.py, notebook/test_faults_kernel.py).
 
 Like ``proc_targets``, an importable module so spawned and fork-server children
 import only this file, the standard library and ``processing``.

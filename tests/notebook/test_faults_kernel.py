@@ -1,6 +1,6 @@
 """Fault injection at kernel level (issue 5): no ``%%process`` child outlives its kernel.
 
-A real kernel driven through jupyter_client (tests/ipy_kernel.py) starts
+A real kernel driven through jupyter_client (tests/helpers/ipy_kernel.py) starts
 ``%%process`` children under every start method, then dies by SIGKILL (as the
 out-of-memory killer or a crash kills it) or is restarted by the client. Its
 children must be gone within a few seconds, except one started explicitly

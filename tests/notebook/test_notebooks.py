@@ -18,7 +18,7 @@ from nbclient import NotebookClient
 
 pytestmark = pytest.mark.timeout(180)
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 def run(name: str, tmp_path: Path, extra_cells: tuple[str, ...] = ()) -> nbformat.NotebookNode:
     """Execute notebook ``name`` (plus ``extra_cells`` at the end) in a fresh kernel; return it executed."""

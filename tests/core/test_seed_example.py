@@ -8,8 +8,9 @@ import subprocess
 import sys
 
 import pytest
-from support import HERE, METHODS, run_python
+from support import METHODS, run_python
 
+HERE = os.path.dirname(os.path.abspath(__file__))
 SEED_DOCTEST = os.path.join(HERE, "seed_example.doctest")
 
 

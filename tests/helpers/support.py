@@ -1,4 +1,4 @@
-"""Helpers shared by the test modules (imported by them and by conftest.py)."""
+"""Helpers shared by the test modules of every directory (imported by them and by the conftest files)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 import psutil
 
 METHODS = ("fork", "spawn", "forkserver")
+#: This directory: the PYTHONPATH of a fresh interpreter that imports proc_targets or fault_targets.
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
