@@ -44,9 +44,3 @@ def test_seed_example_under_each_start_method(method: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().endswith("8 attempted, 0 failed")
     assert result.stderr == ""
-
-
-def test_seed_doctest_is_not_collected_by_the_txt_glob() -> None:
-    """The doctest must run only in a fresh interpreter; pytest's '*.txt' glob must not pick it up."""
-    assert not SEED_DOCTEST.endswith(".txt")
-    assert not [name for name in os.listdir(HERE) if name.endswith(".txt")]
