@@ -80,6 +80,7 @@ def _warm_up() -> None:
         p.close()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_a_thousand_processes_leave_no_zombie_and_no_descriptor(capfd) -> None:
     _warm_up()
@@ -157,6 +158,7 @@ class _Digest:
         self.sha[stream].update(data)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("method", METHODS)
 def test_a_100_mb_flood_arrives_whole_and_in_order(method: str) -> None:
@@ -214,6 +216,7 @@ def test_terminate_tree_ends_grandchildren(method: str, group: bool, tmp_path) -
     p.close()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("method", METHODS)
 def test_a_child_ignoring_sigterm_survives_terminate_and_dies_by_kill(method: str) -> None:

@@ -27,10 +27,17 @@ def fork_server_pid() -> int | None:
     return server.pid
 
 
+#: Long-lived children of the test process started by session-scoped fixtures (the shared kernel, the
+#: LocalCluster's helper process), which check after each test what it left in them. Like the fork
+#: server, they are not "left behind" by the test that happens to run while they live.
+SESSION_CHILDREN: set[int] = set()
+
+
 def os_children() -> list[psutil.Process]:
-    """This process's direct children, except the fork server."""
+    """This process's direct children, except the fork server and the session's long-lived helpers."""
     server = fork_server_pid()
-    return [child for child in psutil.Process().children() if child.pid != server]
+    return [child for child in psutil.Process().children()
+            if child.pid != server and child.pid not in SESSION_CHILDREN]
 
 
 def is_zombie(child: psutil.Process) -> bool:

@@ -60,6 +60,7 @@ def test_terminate_button_stops_the_child_and_the_row_says_so() -> None:
     assert view.text() == f"busy (pid {process.pid}): stopped[SIGTERM]; {note}"
 
 
+@pytest.mark.slow
 def test_a_child_that_ignores_sigterm_gets_a_kill_button() -> None:
     process, view, display = start(
         "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('armed', flush=True)\n"

@@ -16,7 +16,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-pytestmark = pytest.mark.timeout(180)
+# Each notebook runs in a kernel nbclient starts for it, as a reader's would.
+pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 

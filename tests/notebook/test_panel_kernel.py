@@ -8,44 +8,14 @@ count the comm messages it sends with 200 live processes.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from ipy_kernel import Kernel, Message, is_reply_idle
-from support import os_children
+from ipy_kernel import LIVE_IN_KERNEL, Kernel, Message, is_reply_idle
 
+# The session's shared kernel (tests/conftest.py): after each test it checks that every process
+# the test started there has ended, then forgets the test's stopped processes, panels and variables.
 pytestmark = pytest.mark.timeout(180)
-
-LIVE_IN_KERNEL = "[e.name for e in __import__('ipyprocessing.session').session.current().live()]"
-
-
-@pytest.fixture(scope="module")
-def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
-    started = Kernel(str(tmp_path_factory.mktemp("panel-kernel")))  # it loads the extension
-    yield started
-    started.close()
-
-
-@pytest.fixture(autouse=True)
-def no_child_left_behind(kernel: Kernel) -> Iterator[None]:
-    """The conftest check, for a kernel: every process the test started there has ended."""
-    yield
-    problems = []
-    running = kernel.eval(LIVE_IN_KERNEL)
-    if running:
-        problems.append(f"still running in the kernel: {running}")
-        kernel.run("[e.process.kill() for e in __import__('ipyprocessing.session').session.current().live()]")
-    deadline = time.monotonic() + 10
-    while kernel.eval(LIVE_IN_KERNEL) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    kernel_pid = kernel.manager.provisioner.pid
-    others = [child.pid for child in os_children() if child.pid != kernel_pid]  # the fork server aside
-    if others:
-        problems.append(f"children of the test process left: {others}")
-    kernel.run("__import__('ipyprocessing.session').session.current().clear_stopped()")
-    if problems:
-        pytest.fail("; ".join(problems), pytrace=False)
 
 
 # -- reading the widgets from the messages ----------------------------------------------------------
