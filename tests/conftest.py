@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ HELPERS = str(TESTS / "helpers")
 if HELPERS not in sys.path:
     sys.path.insert(0, HELPERS)
 
-from support import SESSION_CHILDREN, Events, Output, is_zombie, os_children  # noqa: E402
+from support import SESSION_CHILDREN, Events, Output, is_zombie, os_children, wait_until  # noqa: E402
 
 import processing  # noqa: E402
 
@@ -68,12 +67,14 @@ def no_child_left_behind() -> Iterator[None]:
         except Exception as error:
             problems.append(f"cleaning up {child!r} failed: {error!r}")
     # Exited children of processing are reaped by activeChildren() above or by the
-    # monitor thread; give the latter a moment before calling anything a zombie.
-    deadline = time.monotonic() + 10
+    # monitor thread; wait for the latter before calling anything a zombie.
     strays = os_children()
-    while strays and all(is_zombie(child) for child in strays) and time.monotonic() < deadline:
-        time.sleep(0.02)
-        strays = os_children()
+
+    def reaped_or_running() -> bool:
+        strays[:] = os_children()
+        return not strays or not all(is_zombie(child) for child in strays)
+
+    wait_until(reaped_or_running, limit=10)
     for child in strays:
         state = "an unreaped zombie" if is_zombie(child) else "running"
         problems.append(f"child pid {child.pid} left {state}")

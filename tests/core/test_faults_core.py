@@ -194,6 +194,8 @@ def test_terminate_leaves_grandchildren_as_documented(method: str, tmp_path) -> 
         assert _alive(grandchild)
         p.terminate()
         assert p.exitcode == -signal.SIGTERM
+        # Not synchronisation: nothing is to happen here. The pause gives a terminate() that wrongly
+        # signalled the grandchild too the time to show it (a signal is not delivered at once).
         time.sleep(0.2)
         assert _alive(grandchild), "the seed's terminate() leaves the child's own children alone"
     finally:

@@ -112,7 +112,7 @@ def test_an_adopted_process_keeps_its_real_start_time(method: str) -> None:
     before = time.monotonic()
     process = start(name="early", method=method)
     after = time.monotonic()
-    time.sleep(0.3)  # so that a start time taken at adoption would be visibly wrong
+    time.sleep(0.3)  # not synchronisation: so that a start time taken at adoption would be visibly wrong
     registry = Session().watch()
     try:
         started = registry.entries()[0].started

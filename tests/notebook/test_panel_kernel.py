@@ -7,11 +7,11 @@ count the comm messages it sends with 200 live processes.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 from ipy_kernel import LIVE_IN_KERNEL, Kernel, Message, is_reply_idle
+from support import wait_until
 
 # The session's shared kernel (tests/conftest.py): after each test it checks that every process
 # the test started there has ended, then forgets the test's stopped processes, panels and variables.
@@ -59,10 +59,8 @@ def find_row(kernel: Kernel, name: str) -> dict[str, str]:
 
 
 def wait_state(kernel: Kernel, comm_id: str, key: str, value: Any) -> None:
-    deadline = time.monotonic() + 60
-    while state_of(kernel, comm_id).get(key) != value:
-        assert time.monotonic() < deadline, f"{key} of {comm_id} is {state_of(kernel, comm_id).get(key)!r}"
-        time.sleep(0.02)
+    assert wait_until(lambda: state_of(kernel, comm_id).get(key) == value, limit=60), \
+        f"{key} of {comm_id} is {state_of(kernel, comm_id).get(key)!r}"
 
 
 def table_children(kernel: Kernel) -> list[str]:
@@ -164,8 +162,8 @@ def board_counts(kernel: Kernel) -> tuple[int, int]:
 
 def wait_sweeps(kernel: Kernel, count: int) -> None:
     target = board_counts(kernel)[0] + count
-    while board_counts(kernel)[0] < target:
-        time.sleep(0.1)
+    assert wait_until(lambda: board_counts(kernel)[0] >= target, limit=60, interval=0.1), \
+        f"the board did not sweep {count} times"
 
 
 def test_two_hundred_live_processes_do_not_cause_a_message_storm(kernel: Kernel) -> None:
@@ -180,10 +178,8 @@ def test_two_hundred_live_processes_do_not_cause_a_message_storm(kernel: Kernel)
                f"         for i in range({count})]\n"
                "for p in crowd:\n"
                "    p.start()", timeout=120)
-    deadline = time.monotonic() + 60
-    while len(table_children(kernel)) < count + 1:
-        assert time.monotonic() < deadline, "not every process got a row"
-        time.sleep(0.05)
+    assert wait_until(lambda: len(table_children(kernel)) >= count + 1, limit=60, interval=0.05), \
+        "not every process got a row"
     _, syncs_after = board_counts(kernel)
     opens = since(kernel, start_mark, "comm_open")
     rows = [m for m in opens if "ipyprocessing-row" in m["content"]["data"]["state"]["_dom_classes"]]
@@ -214,8 +210,7 @@ def test_two_hundred_live_processes_do_not_cause_a_message_storm(kernel: Kernel)
     stop_mark = kernel.messages()[-1]
     sweeps_before, syncs_before = board_counts(kernel)
     kernel.click(opened(kernel, "ipyprocessing-terminate-all")[-1]["content"]["comm_id"])
-    while kernel.eval(LIVE_IN_KERNEL):
-        time.sleep(0.1)
+    assert wait_until(lambda: not kernel.eval(LIVE_IN_KERNEL), limit=60, interval=0.1), "not all stopped"
     wait_sweeps(kernel, 1)
     sweeps_after, syncs_after = board_counts(kernel)
     stopping = updates(kernel, stop_mark)
