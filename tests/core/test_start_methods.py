@@ -194,7 +194,8 @@ def test_a_detached_child_outlives_its_creator(method: str) -> None:
     # output= so that the child does not hold the script's stdout open (subprocess.run waits for EOF)
     child = child_of_a_killed_creator(method, ", detached=True, output=lambda stream, data: None")
     try:
-        # Give a guard that should not be there every chance to act first.
+        # Not synchronisation: nothing is to happen here. The pause gives a parent-death guard that
+        # should not be there (a signal, the watchdog, the fork server's clean-up) every chance to act.
         import time
 
         time.sleep(0.5)

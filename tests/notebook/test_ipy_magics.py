@@ -17,13 +17,6 @@ import processing
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture(scope="module")
-def shell() -> InteractiveShell:
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "ipyprocessing")
-    return shell
-
-
 def run(shell: InteractiveShell, line: str, cell: str) -> None:
     shell.run_cell_magic("process", line, cell)
 

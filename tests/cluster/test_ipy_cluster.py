@@ -1,7 +1,7 @@
 """``%%process --cluster`` in a real InteractiveShell against a real Dask LocalCluster (loopback only).
 
-The cluster runs in a helper process, as in test_remote.py: its workers are
-not children of the test process, and they see only what is installed.
+The session's cluster (tests/cluster/conftest.py) runs in a helper process: its
+workers are not children of the test process, and they see only what is installed.
 """
 
 from __future__ import annotations
@@ -12,12 +12,11 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import support
-from cluster_support import Cluster, local_cluster
+from cluster_support import Cluster
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
@@ -26,36 +25,6 @@ import processing
 from processing.remote import get_client
 
 pytestmark = pytest.mark.timeout(60)
-
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    with local_cluster(tmp_path_factory.mktemp("cluster") / "cluster.log", workers=1, threads=2) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def address(cluster: Cluster) -> str:
-    return cluster.address
-
-
-@pytest.fixture(scope="module")
-def shell() -> InteractiveShell:
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "ipyprocessing")
-    return shell
-
-
-@pytest.fixture(autouse=True)
-def no_child_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
-    """This module's form of conftest's check: nothing left running here nor on the worker; the
-    cluster's helper process stays for the whole module."""
-    yield
-    if "cluster" in request.fixturenames or "address" in request.fixturenames:
-        problems = request.getfixturevalue("cluster").wait_clean()
-        if problems:
-            pytest.fail(f"the test left processes behind: {problems}", pytrace=False)
 
 
 def test_cluster_cell_runs_streams_output_and_pulls(shell: InteractiveShell, address: str,

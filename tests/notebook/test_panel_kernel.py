@@ -7,45 +7,15 @@ count the comm messages it sends with 200 live processes.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from ipy_kernel import Kernel, Message, is_reply_idle
-from support import os_children
+from ipy_kernel import LIVE_IN_KERNEL, Kernel, Message, is_reply_idle
+from support import wait_until
 
+# The session's shared kernel (tests/conftest.py): after each test it checks that every process
+# the test started there has ended, then forgets the test's stopped processes, panels and variables.
 pytestmark = pytest.mark.timeout(180)
-
-LIVE_IN_KERNEL = "[e.name for e in __import__('ipyprocessing.session').session.current().live()]"
-
-
-@pytest.fixture(scope="module")
-def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
-    started = Kernel(str(tmp_path_factory.mktemp("panel-kernel")))  # it loads the extension
-    yield started
-    started.close()
-
-
-@pytest.fixture(autouse=True)
-def no_child_left_behind(kernel: Kernel) -> Iterator[None]:
-    """The conftest check, for a kernel: every process the test started there has ended."""
-    yield
-    problems = []
-    running = kernel.eval(LIVE_IN_KERNEL)
-    if running:
-        problems.append(f"still running in the kernel: {running}")
-        kernel.run("[e.process.kill() for e in __import__('ipyprocessing.session').session.current().live()]")
-    deadline = time.monotonic() + 10
-    while kernel.eval(LIVE_IN_KERNEL) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    kernel_pid = kernel.manager.provisioner.pid
-    others = [child.pid for child in os_children() if child.pid != kernel_pid]  # the fork server aside
-    if others:
-        problems.append(f"children of the test process left: {others}")
-    kernel.run("__import__('ipyprocessing.session').session.current().clear_stopped()")
-    if problems:
-        pytest.fail("; ".join(problems), pytrace=False)
 
 
 # -- reading the widgets from the messages ----------------------------------------------------------
@@ -89,10 +59,8 @@ def find_row(kernel: Kernel, name: str) -> dict[str, str]:
 
 
 def wait_state(kernel: Kernel, comm_id: str, key: str, value: Any) -> None:
-    deadline = time.monotonic() + 60
-    while state_of(kernel, comm_id).get(key) != value:
-        assert time.monotonic() < deadline, f"{key} of {comm_id} is {state_of(kernel, comm_id).get(key)!r}"
-        time.sleep(0.02)
+    assert wait_until(lambda: state_of(kernel, comm_id).get(key) == value, limit=60), \
+        f"{key} of {comm_id} is {state_of(kernel, comm_id).get(key)!r}"
 
 
 def table_children(kernel: Kernel) -> list[str]:
@@ -194,8 +162,8 @@ def board_counts(kernel: Kernel) -> tuple[int, int]:
 
 def wait_sweeps(kernel: Kernel, count: int) -> None:
     target = board_counts(kernel)[0] + count
-    while board_counts(kernel)[0] < target:
-        time.sleep(0.1)
+    assert wait_until(lambda: board_counts(kernel)[0] >= target, limit=60, interval=0.1), \
+        f"the board did not sweep {count} times"
 
 
 def test_two_hundred_live_processes_do_not_cause_a_message_storm(kernel: Kernel) -> None:
@@ -210,10 +178,8 @@ def test_two_hundred_live_processes_do_not_cause_a_message_storm(kernel: Kernel)
                f"         for i in range({count})]\n"
                "for p in crowd:\n"
                "    p.start()", timeout=120)
-    deadline = time.monotonic() + 60
-    while len(table_children(kernel)) < count + 1:
-        assert time.monotonic() < deadline, "not every process got a row"
-        time.sleep(0.05)
+    assert wait_until(lambda: len(table_children(kernel)) >= count + 1, limit=60, interval=0.05), \
+        "not every process got a row"
     _, syncs_after = board_counts(kernel)
     opens = since(kernel, start_mark, "comm_open")
     rows = [m for m in opens if "ipyprocessing-row" in m["content"]["data"]["state"]["_dom_classes"]]
@@ -244,8 +210,7 @@ def test_two_hundred_live_processes_do_not_cause_a_message_storm(kernel: Kernel)
     stop_mark = kernel.messages()[-1]
     sweeps_before, syncs_before = board_counts(kernel)
     kernel.click(opened(kernel, "ipyprocessing-terminate-all")[-1]["content"]["comm_id"])
-    while kernel.eval(LIVE_IN_KERNEL):
-        time.sleep(0.1)
+    assert wait_until(lambda: not kernel.eval(LIVE_IN_KERNEL), limit=60, interval=0.1), "not all stopped"
     wait_sweeps(kernel, 1)
     sweeps_after, syncs_after = board_counts(kernel)
     stopping = updates(kernel, stop_mark)

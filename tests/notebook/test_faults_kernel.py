@@ -1,6 +1,6 @@
 """Fault injection at kernel level (issue 5): no ``%%process`` child outlives its kernel.
 
-A real kernel driven through jupyter_client (tests/ipy_kernel.py) starts
+A real kernel driven through jupyter_client (tests/helpers/ipy_kernel.py) starts
 ``%%process`` children under every start method, then dies by SIGKILL (as the
 out-of-memory killer or a crash kills it) or is restarted by the client. Its
 children must be gone within a few seconds, except one started explicitly
@@ -11,24 +11,17 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
 
 import psutil
 import pytest
 from ipy_kernel import Kernel
 from support import pid_gone, wait_until
 
+# Each test kills or restarts its kernel: a fresh_kernel of its own (tests/conftest.py).
 pytestmark = pytest.mark.timeout(180)
 
 METHODS = ("fork", "spawn", "forkserver")
 GONE_WITHIN = 15  # a generous liveness bound, not a measurement
-
-
-@pytest.fixture
-def kernel(tmp_path) -> Iterator[Kernel]:
-    started = Kernel(str(tmp_path))
-    yield started
-    started.close()
 
 
 def _start_children(kernel: Kernel, tmp_path) -> dict[str, int]:
@@ -72,12 +65,12 @@ def _kill_all(pids: list[int]) -> None:
 
 
 def test_children_die_with_a_kernel_killed_by_sigkill_but_a_detached_one_survives(
-        kernel: Kernel, tmp_path) -> None:
-    children = _start_children(kernel, tmp_path)
-    detached = kernel.eval(
+        fresh_kernel: Kernel, tmp_path) -> None:
+    children = _start_children(fresh_kernel, tmp_path)
+    detached = fresh_kernel.eval(
         "(lambda p: (p.start(), p.pid)[1])(__import__('processing').Process("
         "target=__import__('time').sleep, args=(1000,), detached=True))")
-    kernel_pid = kernel.manager.provisioner.pid
+    kernel_pid = fresh_kernel.manager.provisioner.pid
     everything = _descendants(kernel_pid)  # the %%process children, the kernel's fork server ...
     assert set(children.values()) <= set(everything)
     assert detached in everything
@@ -93,14 +86,14 @@ def test_children_die_with_a_kernel_killed_by_sigkill_but_a_detached_one_survive
     assert wait_until(lambda: pid_gone(detached), 10)
 
 
-def test_a_kernel_restart_from_the_client_leaves_no_children(kernel: Kernel, tmp_path) -> None:
-    children = _start_children(kernel, tmp_path)
-    old_kernel = kernel.manager.provisioner.pid
+def test_a_kernel_restart_from_the_client_leaves_no_children(fresh_kernel: Kernel, tmp_path) -> None:
+    children = _start_children(fresh_kernel, tmp_path)
+    old_kernel = fresh_kernel.manager.provisioner.pid
     everything = _descendants(old_kernel)
     assert set(children.values()) <= set(everything)
     try:
-        kernel.manager.restart_kernel(now=True)
-        assert kernel.manager.provisioner.pid != old_kernel
+        fresh_kernel.manager.restart_kernel(now=True)
+        assert fresh_kernel.manager.provisioner.pid != old_kernel
         assert wait_until(lambda: not _still_running(everything), GONE_WITHIN, 0.05), (
             f"children of the restarted kernel still running: {_still_running(everything)} "
             f"(the %%process children by method: {children})")
@@ -108,14 +101,14 @@ def test_a_kernel_restart_from_the_client_leaves_no_children(kernel: Kernel, tmp
         _kill_all(everything)
 
 
-def test_the_children_are_outside_the_kernels_process_group(kernel: Kernel, tmp_path) -> None:
+def test_the_children_are_outside_the_kernels_process_group(fresh_kernel: Kernel, tmp_path) -> None:
     """So a kernel interrupt (SIGINT to its group) does not hit them: the watchdog, not the group,
     must end them when the kernel dies (the test above)."""
-    children = _start_children(kernel, tmp_path)
-    kernel_group = os.getpgid(kernel.manager.provisioner.pid)
+    children = _start_children(fresh_kernel, tmp_path)
+    kernel_group = os.getpgid(fresh_kernel.manager.provisioner.pid)
     try:
         for method, pid in children.items():
             assert os.getpgid(pid) != kernel_group, f"the {method} child is in the kernel's process group"
     finally:
-        kernel.run("%process_terminate --all")
+        fresh_kernel.run("%process_terminate --all")
     assert wait_until(lambda: not _still_running(list(children.values())), GONE_WITHIN, 0.05)

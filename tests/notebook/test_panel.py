@@ -112,7 +112,7 @@ def test_an_adopted_process_keeps_its_real_start_time(method: str) -> None:
     before = time.monotonic()
     process = start(name="early", method=method)
     after = time.monotonic()
-    time.sleep(0.3)  # so that a start time taken at adoption would be visibly wrong
+    time.sleep(0.3)  # not synchronisation: so that a start time taken at adoption would be visibly wrong
     registry = Session().watch()
     try:
         started = registry.entries()[0].started
@@ -144,6 +144,7 @@ def test_terminate_button_stops_the_process_and_is_disabled(panel: ProcessPanel)
     assert process.exitcode == -15
 
 
+@pytest.mark.slow
 def test_a_child_ignoring_sigterm_gets_a_kill_button(panel: ProcessPanel) -> None:
     process = start(proc_targets.ignore_sigterm_then_sleep)
     assert wait_until(lambda: process.messages == ["ready"])
@@ -196,6 +197,7 @@ def test_several_panels_show_the_same_widgets_and_agree(session: Session) -> Non
     assert ProcessPanel(session=session).board is not second.board  # a new panel starts afresh
 
 
+@pytest.mark.slow
 def test_one_resource_sweep_per_period_for_all_panels(session: Session, monkeypatch) -> None:
     sweeps = []
     original = session.sample
@@ -218,6 +220,7 @@ def test_one_resource_sweep_per_period_for_all_panels(session: Session, monkeypa
             process.terminate()
 
 
+@pytest.mark.slow
 def test_stopped_rows_are_not_refreshed(panel: ProcessPanel) -> None:
     process = start()
     row = row_of(panel, process)

@@ -1,4 +1,4 @@
-"""Helpers shared by the test modules (imported by them and by conftest.py)."""
+"""Helpers shared by the test modules of every directory (imported by them and by the conftest files)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 import psutil
 
 METHODS = ("fork", "spawn", "forkserver")
+#: This directory: the PYTHONPATH of a fresh interpreter that imports proc_targets or fault_targets.
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -23,10 +24,17 @@ def fork_server_pid() -> int | None:
     return fork_server().pid
 
 
+#: Long-lived children of the test process started by session-scoped fixtures (the shared kernel, the
+#: LocalCluster's helper process), which check after each test what it left in them. Like the fork
+#: server, they are not "left behind" by the test that happens to run while they live.
+SESSION_CHILDREN: set[int] = set()
+
+
 def os_children() -> list[psutil.Process]:
-    """This process's direct children, except the fork server."""
+    """This process's direct children, except the fork server and the session's long-lived helpers."""
     server = fork_server_pid()
-    return [child for child in psutil.Process().children() if child.pid != server]
+    return [child for child in psutil.Process().children()
+            if child.pid != server and child.pid not in SESSION_CHILDREN]
 
 
 def is_zombie(child: psutil.Process) -> bool:

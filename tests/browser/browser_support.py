@@ -18,18 +18,19 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from support import wait_until
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage"]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 KERNEL_IDLE = "Python 3 (ipykernel) | Idle"
 
 
@@ -126,18 +127,19 @@ def jupyterlab(tmp: Path, env: dict[str, str]) -> Iterator[Lab]:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=root,
                                    start_new_session=True)  # its own group, so all of it can be killed
     lab = Lab(process, port, token, root, log)
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"JupyterLab exited with {process.returncode}:\n{lab.log_tail()}")
+        try:
+            lab.api("GET", "/api/status")
+            return True
+        except (OSError, urllib.error.URLError):
+            return False
+
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"JupyterLab exited with {process.returncode}:\n{lab.log_tail()}")
-            try:
-                lab.api("GET", "/api/status")
-                break
-            except (OSError, urllib.error.URLError):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"JupyterLab did not answer within 60 s:\n{lab.log_tail()}") from None
-                time.sleep(0.1)
+        if not wait_until(answers, limit=60, interval=0.1):
+            raise RuntimeError(f"JupyterLab did not answer within 60 s:\n{lab.log_tail()}")
         yield lab
     finally:
         _shut_down(lab)

@@ -2,29 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from ipy_kernel import Kernel, children_left, is_output_of, is_reply_idle, parent_of, shown
+from ipy_kernel import Kernel, is_output_of, is_reply_idle, parent_of, shown
 
+# The session's shared kernel (tests/conftest.py): after each test it checks that every
+# %%process child has ended and been reaped, and forgets what the test made.
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="module")
-def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
-    started = Kernel(str(tmp_path_factory.mktemp("kernel")))
-    yield started
-    started.close()
-
-
-@pytest.fixture(autouse=True)
-def no_child_left_behind(kernel: Kernel) -> Iterator[None]:
-    """This module's form of the conftest check: the kernel is the one expected child of the
-    test process, and inside it every ``%%process`` child must have ended and been reaped."""
-    yield
-    problems = children_left(kernel)
-    if problems:
-        pytest.fail("; ".join(problems), pytrace=False)
 
 
 def test_output_reaches_the_originating_cell_while_another_cell_runs(kernel: Kernel, tmp_path) -> None:

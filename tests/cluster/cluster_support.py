@@ -23,6 +23,9 @@ from support import is_zombie, os_children, wait_until
 import processing
 from processing.remote import get_client
 
+#: The workers of the session's LocalCluster (one thread each).
+WORKERS = 2
+
 _CLUSTER = """
 import sys
 import distributed

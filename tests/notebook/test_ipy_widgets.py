@@ -74,6 +74,7 @@ def test_terminate_button_stops_the_child_and_the_row_says_so(session: Session) 
     assert view.text() == f"busy (pid {process.pid}): stopped[SIGTERM]; {note}"
 
 
+@pytest.mark.slow
 def test_a_child_that_ignores_sigterm_gets_a_kill_button(session: Session) -> None:
     process, view, display = start(
         session,

@@ -1,11 +1,11 @@
 """``%%process --cluster`` end to end: a real Jupyter kernel, driven through jupyter_client as a front
 end drives it, against a real Dask LocalCluster (worker processes on loopback).
 
-One cluster (one worker with two threads) and one kernel serve the module. The
-cluster runs in a helper process (see cluster_support), so its workers are not
-children of the test process; the remote children are on this machine, so a
-test can check their pids directly. The test that kills the worker runs last
-and waits for the nanny to start a new one.
+The session's cluster and its shared kernel (``cluster``, ``kernel``: tests/cluster/conftest.py,
+tests/conftest.py) serve these tests, and each checks after a test that it was left clean. The
+cluster runs in a helper process (see cluster_support), so its workers are not children of the
+test process; the remote children are on this machine, so a test can check their pids directly.
+The test that kills a worker waits for the nanny to start a new one.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster_support import Cluster, local_cluster
-from ipy_kernel import Kernel, children_left, is_output_of, shown
+from cluster_support import WORKERS, Cluster
+from ipy_kernel import Kernel, is_output_of, shown
 from support import pid_gone, wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -27,29 +27,15 @@ pytestmark = pytest.mark.timeout(120)
 LOST_WITHIN = 10
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    with local_cluster(tmp_path_factory.mktemp("cluster") / "cluster.log", workers=1, threads=2) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def kernel(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
-    """The kernel, closed before the cluster (it holds a client of it)."""
-    started = Kernel(str(tmp_path_factory.mktemp("kernel")))
-    yield started
-    started.close()
-
-
-@pytest.fixture(autouse=True)
-def no_child_left_behind(kernel: Kernel, cluster: Cluster) -> Iterator[None]:
-    """This module's form of the conftest check: no ``%%process`` cell still running in the kernel,
-    no child left on the worker, and no child of the test process but the kernel and the cluster."""
+@pytest.fixture(scope="module", autouse=True)
+def no_client_left_in_the_kernel(shared_kernel: object, running_cluster: Cluster) -> Iterator[None]:
+    """The cells here make the shared kernel keep a Dask client of the cluster; it goes with the module."""
     yield
-    problems = children_left(kernel, expected=(cluster.helper.pid,))
-    leftovers = cluster.wait_clean(expected=(kernel.manager.provisioner.pid,))
-    if problems or leftovers:
-        pytest.fail(f"the test left processes behind: {problems} {leftovers}", pytrace=False)
+    current = shared_kernel.current  # type: ignore[attr-defined]
+    if current is not None and not current.closed:
+        current.run("from processing.remote import get_client\n"
+                    f"get_client({running_cluster.address!r}).close()\n"
+                    "del get_client")
 
 
 def cluster_cell(cluster: Cluster, options: str, body: str) -> str:
@@ -121,28 +107,26 @@ def test_wait_serves_the_terminate_button(kernel: Kernel, cluster: Cluster) -> N
     kernel.wait_state(state, "value", "stopped[SIGTERM]")
 
 
-def test_interrupting_a_waiting_cell_terminates_the_remote_child(cluster: Cluster, tmp_path: Path) -> None:
+def test_interrupting_a_waiting_cell_terminates_the_remote_child(cluster: Cluster,
+                                                                 fresh_kernel: Kernel) -> None:
     """An interrupt hurts a kernel for good (see test_ipy_lifecycle), so this test has a kernel of its own."""
-    own = Kernel(str(tmp_path))
-    try:
-        waiting = own.execute(cluster_cell(cluster, "--wait --name remote_sleeper --proc remote_sleeper",
-                                           "import time\nprint('ready', flush=True)\ntime.sleep(600)\n"),
-                              fails=True)
-        state, _, note = own.status_widgets(waiting)
-        own.wait_for(lambda m: is_output_of(m, waiting) and "ready" in shown(m), timeout=30)
-        own.manager.interrupt_kernel()
-        reply = own.reply(waiting, timeout=30)
-        assert (reply["status"], reply["ename"]) == ("error", "KeyboardInterrupt")
-        own.wait_state(state, "value", "stopped[SIGTERM]", timeout=30)
-        assert "the kernel was interrupted" in own.note(note, "interrupted")
-        pid = own.eval("remote_sleeper.pid")
-        assert wait_until(lambda: pid_gone(pid), limit=10)  # loopback: the worker's machine is this one
-    finally:
-        own.close()
+    own = fresh_kernel
+    waiting = own.execute(cluster_cell(cluster, "--wait --name remote_sleeper --proc remote_sleeper",
+                                       "import time\nprint('ready', flush=True)\ntime.sleep(600)\n"),
+                          fails=True)
+    state, _, note = own.status_widgets(waiting)
+    own.wait_for(lambda m: is_output_of(m, waiting) and "ready" in shown(m), timeout=30)
+    own.manager.interrupt_kernel()
+    reply = own.reply(waiting, timeout=30)
+    assert (reply["status"], reply["ename"]) == ("error", "KeyboardInterrupt")
+    own.wait_state(state, "value", "stopped[SIGTERM]", timeout=30)
+    assert "the kernel was interrupted" in own.note(note, "interrupted")
+    pid = own.eval("remote_sleeper.pid")
+    assert wait_until(lambda: pid_gone(pid), limit=10)  # loopback: the worker's machine is this one
 
 
 def test_a_killed_worker_turns_the_cell_lost_within_seconds(kernel: Kernel, cluster: Cluster) -> None:
-    """Last in the module: the worker dies here, and the test waits until the nanny has replaced it."""
+    """A worker dies here, and the test waits until the nanny has replaced it."""
     cell = kernel.run(cluster_cell(cluster, "--name doomed --proc doomed --pull never",
                                    "import time\nprint('ready', flush=True)\ntime.sleep(600)\n"))
     state, button, note = kernel.status_widgets(cell)
@@ -168,5 +152,5 @@ def test_a_killed_worker_turns_the_cell_lost_within_seconds(kernel: Kernel, clus
     assert line and f"{pid} on {host}" in line[0] and " lost " in line[0], line
     kernel.run("panel.close()")
     assert wait_until(lambda: pid_gone(pid), limit=10)  # the worker's fork server killed the child
-    assert wait_until(lambda: host not in cluster.workers() and len(cluster.workers()) == 1, limit=60), \
-        "the nanny did not replace the killed worker"
+    replaced = lambda: host not in cluster.workers() and len(cluster.workers()) == WORKERS  # noqa: E731
+    assert wait_until(replaced, limit=60), "the nanny did not replace the killed worker"

@@ -1,4 +1,4 @@
-"""Targets for the fault-injection tests (tests/test_faults_core.py, tests/test_faults_kernel.py).
+"""Targets for the fault-injection tests (core/test_faults_core.py, notebook/test_faults_kernel.py).
 
 Like ``proc_targets``, an importable module so spawned and fork-server children
 import only this file, the standard library and ``processing``.
@@ -77,8 +77,9 @@ def write_counted_lines_forever(cue_file: str, cue_after: int) -> None:
             view = view[os.write(1, view):]
         written += len(block)
         if not cued and written >= cue_after:
-            with open(cue_file, "w") as f:
+            with open(cue_file + ".tmp", "w") as f:  # then renamed: the cue exists only once it says how much
                 f.write(str(written))
+            os.replace(cue_file + ".tmp", cue_file)
             cued = True
 
 

@@ -16,7 +16,7 @@ import threading
 import time
 
 import pytest
-from support import run_python
+from support import HERE, run_python
 
 import processing
 from processing.forkserver import protocol, server
@@ -139,15 +139,24 @@ def test_preload_set_while_the_server_runs_takes_effect_at_once(tmp_path) -> Non
     (tmp_path / "exits_at_import.py").write_text("raise SystemExit(3)\n")
     result = run_python(
         """
-        import json, os, sys, time, processing
+        import json, os, sys, processing, psutil
+        from support import wait_until
         def where():
             imported = "late_marker" in sys.modules
             import late_marker
             processing.sendToParent([imported, late_marker.IMPORTED_IN, os.getppid()])
         def run():
             p = processing.Process(target=where); p.start(); p.join(); return p.messages[0]
+        def spares(server):
+            try:
+                return [c for c in server.children() if c.status() != psutil.STATUS_ZOMBIE]
+            except psutil.NoSuchProcess:  # a child exited while we looked: look again
+                return []
         before = run()
-        time.sleep(0.1)  # the server forks and rehearses its spares meanwhile
+        server = psutil.Process(before[2])
+        # The server forks its spares once it is quiet: spares forked before the preload changes,
+        # which must not serve the starts after it.
+        assert wait_until(lambda: len(spares(server)) >= 2), "the fork server forked no spares"
         processing.setForkserverPreload(
             ["no_such_module_anywhere", "broken_at_import", "exits_at_import", "late_marker"]
         )
@@ -155,7 +164,7 @@ def test_preload_set_while_the_server_runs_takes_effect_at_once(tmp_path) -> Non
         processing.setForkserverPreload(["late_marker"])  # again: nothing changes
         print(json.dumps([before, *after, run()]))
         """,
-        env={"PYTHONPATH": str(tmp_path)},
+        env={"PYTHONPATH": os.pathsep.join([str(tmp_path), HERE])},
     )
     assert result.returncode == 0, result.stderr
     before, *after = json.loads(result.stdout)
@@ -202,16 +211,17 @@ def test_back_to_back_and_concurrent_starts_all_run() -> None:
 def test_a_start_skips_spares_that_died_and_the_pid_comes_before_the_child_runs() -> None:
     """Kill the server's idle children: the next starts still run, each with the pid it reports."""
     import psutil
-    from support import fork_server_pid, wait_until
+    from support import fork_server_pid, pid_gone, wait_until
 
     first = processing.Process(target=os.getpid, method="forkserver")  # a server runs from here on
     first.start()
     first.join(30)
     server = psutil.Process(fork_server_pid())
     assert wait_until(lambda: len(server.children()) >= 2, limit=10)  # its spares, forked while quiet
-    for spare in server.children():
+    spares = server.children()
+    for spare in spares:
         spare.kill()
-    time.sleep(0.05)
+    assert wait_until(lambda: all(pid_gone(spare.pid) for spare in spares), limit=10)  # dead, if not reaped
     p = processing.Process(target=lambda: processing.sendToParent(os.getpid()), method="forkserver")
     p.start()
     p.join(30)

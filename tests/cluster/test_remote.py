@@ -1,10 +1,10 @@
 """RemoteProcess against a real Dask LocalCluster: worker processes on loopback, real children on them.
 
-The cluster runs in a helper process, as a real one runs elsewhere: its
-workers (and the resource tracker ``multiprocessing`` starts for them) are
-not children of the test process, so they cannot outlive this module, and
-the workers see only what is installed, not the test modules: every target
-here is a closure or a lambda, sent by value.
+The session's cluster (tests/cluster/conftest.py) runs in a helper process, as a
+real one runs elsewhere: its workers (and the resource tracker ``multiprocessing``
+starts for them) are not children of the test process, so they cannot outlive the
+session, and the workers see only what is installed, not the test modules: every
+target here is a closure or a lambda, sent by value.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 import support
-from cluster_support import Cluster, local_cluster
+from cluster_support import WORKERS, Cluster
 from support import Events, Output, pid_gone, run_python, wait_until
 
 import processing
@@ -40,34 +40,6 @@ from processing.remote import worker as worker_module
 from processing.remote.wire import HELLO_SIZE, NONCE_SIZE, Credentials, Wire
 
 pytestmark = pytest.mark.timeout(60)
-
-WORKERS = 2
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    with local_cluster(tmp_path_factory.mktemp("cluster") / "cluster.log", workers=WORKERS) as running:
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def no_child_left_behind(cluster: Cluster) -> Iterator[None]:
-    """This module's version of conftest's check: nothing left running here, nor on any worker.
-
-    The cluster's helper process is the one child of the test process that
-    stays for the whole module.
-    """
-    yield
-    problems = cluster.wait_clean()
-    if problems:
-        pytest.fail(f"the test left processes behind: {problems}", pytrace=False)
-
-
-@pytest.fixture
-def events() -> Iterator[Events]:
-    recorder = Events()
-    yield recorder
-    recorder.cancel()
 
 
 def test_output_arrives_live_while_the_remote_child_runs(cluster: Cluster, tmp_path, output: Output) -> None:
@@ -458,7 +430,7 @@ def test_terminate_while_pending_cancels_the_task(cluster: Cluster, tmp_path, ev
         p.terminate()
         assert p.exitcode == -signal.SIGTERM and not p.is_alive() and p.pid is None
     assert [event for event, _ in events.of(p)] == ["started", "exited"]
-    cluster.client.submit(time.sleep, 0, pure=False).result(30)  # the workers are free again
+    cluster.client.submit(lambda: None, pure=False).result(30)  # the workers are free again: a task ran
     assert not ran.exists()
 
 

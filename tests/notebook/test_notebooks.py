@@ -10,18 +10,23 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
 
-pytestmark = pytest.mark.timeout(180)
+if TYPE_CHECKING:  # imported where used: nbformat and nbclient take 2 s to import, which the quick
+    import nbformat  # loop (-m "not slow") would pay at collection
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+# Each notebook runs in a kernel nbclient starts for it, as a reader's would.
+pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 def run(name: str, tmp_path: Path, extra_cells: tuple[str, ...] = ()) -> nbformat.NotebookNode:
     """Execute notebook ``name`` (plus ``extra_cells`` at the end) in a fresh kernel; return it executed."""
+    import nbformat
+    from nbclient import NotebookClient
+
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     assert nb.metadata.kernelspec.name == "python3"
     nb.cells.extend(nbformat.v4.new_code_cell(source) for source in extra_cells)
@@ -92,6 +97,8 @@ def test_quickstart(tmp_path: Path) -> None:
 
 
 def test_panel_and_auth_key_tour_keeps_the_key_out_of_the_saved_notebook(tmp_path: Path) -> None:
+    import nbformat
+
     keys = tmp_path / "keys.json"
     nb = run("02-panel-and-auth-keys.ipynb", tmp_path, extra_cells=(
         f"import json\njson.dump([sleepers[0].getAuthKey(), processing.currentProcess().getAuthKey()], "
@@ -129,6 +136,8 @@ def test_panel_and_auth_key_tour_keeps_the_key_out_of_the_saved_notebook(tmp_pat
 
 def test_authkey_show_puts_the_key_in_the_saved_notebook_on_purpose(tmp_path: Path) -> None:
     """The control for the test above: the check does find a key that was revealed."""
+    import nbformat
+
     keys = tmp_path / "keys.json"
     nb = run("02-panel-and-auth-keys.ipynb", tmp_path, extra_cells=(
         "%authkey --show",
@@ -167,6 +176,9 @@ def test_every_notebook_is_checked() -> None:
 
 
 def test_load_ext_registers_the_panel_magics(tmp_path: Path) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
     notebook = tmp_path / "load.ipynb"
     nbformat.write(nbformat.v4.new_notebook(
         cells=[nbformat.v4.new_code_cell("%load_ext ipyprocessing\n"

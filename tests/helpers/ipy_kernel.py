@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from jupyter_client import KernelManager
-from support import os_children
+from support import os_children, wait_until
 
 Message = dict[str, Any]
 
@@ -201,6 +201,11 @@ def is_output_of(message: Message, msg_id: str) -> bool:
 _STRAYS = """[c.pid for c in __import__('psutil').Process().children()
  if 'processing.forkserver' not in ' '.join(c.cmdline())]"""
 
+_RUNNING_CELLS = "[p.name for p in __import__('ipyprocessing').processes() if p.is_alive()]"
+_SESSION = "__import__('ipyprocessing.session').session.current()"
+#: The names of the session's live processes in the kernel: %%process cells and plain processing.Process.
+LIVE_IN_KERNEL = f"[e.name for e in {_SESSION}.live()]"
+
 
 def children_left(kernel: Kernel, expected: Iterable[int] = ()) -> list[str]:
     """What a test left behind: ``%%process`` children still running or unreaped in the kernel
@@ -211,19 +216,44 @@ def children_left(kernel: Kernel, expected: Iterable[int] = ()) -> list[str]:
         return [f"child pid {child.pid} of the test process left" for child in os_children()
                 if child.pid not in allowed]
     problems = []
-    running = kernel.eval("[p.name for p in __import__('ipyprocessing').processes() if p.is_alive()]")
+    running = kernel.eval(_RUNNING_CELLS)
     if running:
         problems.append(f"still running in the kernel: {running}")
         kernel.run("%process_terminate --all")
-    deadline = time.monotonic() + 10
-    while (strays := kernel.eval(_STRAYS)) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    if strays:
+    strays: list[int] = []
+
+    def no_strays() -> bool:
+        strays[:] = kernel.eval(_STRAYS)
+        return not strays
+
+    if not wait_until(no_strays, limit=10):
         problems.append(f"children of the kernel left: {strays}")
     kernel_pid = kernel.manager.provisioner.pid
     others = [child.pid for child in os_children() if child.pid != kernel_pid and child.pid not in allowed]
     if others:
         problems.append(f"children of the test process left: {others}")
+    return problems
+
+
+def tidy(kernel: Kernel) -> list[str]:
+    """After a test in the shared kernel: what it left running (see :func:`children_left`; plain
+    ``processing.Process`` children too, which are then killed), and the kernel made to forget the
+    test: the session's stopped processes, every widget (a panel's board and its thread go with the
+    last panel), the user's variables."""
+    problems = []
+    running = kernel.eval(_RUNNING_CELLS)
+    if running:
+        problems.append(f"still running in the kernel: {running}")
+        kernel.run("%process_terminate --all")
+    live = kernel.eval(LIVE_IN_KERNEL)
+    if live:
+        problems.append(f"still running in the kernel's session: {live}")
+        kernel.run(f"[e.process.kill() for e in {_SESSION}.live()]")
+    if not wait_until(lambda: not kernel.eval(LIVE_IN_KERNEL), limit=10):
+        problems.append(f"still running in the kernel's session after a kill: {kernel.eval(LIVE_IN_KERNEL)}")
+    problems += children_left(kernel)
+    kernel.run(f"{_SESSION}.clear_stopped()\n__import__('ipywidgets').Widget.close_all()")
+    kernel.run("%reset -f")
     return problems
 
 
