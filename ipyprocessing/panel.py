@@ -42,7 +42,7 @@ from .authkey_ui import AuthKeyBox
 from .session import NONE, Entry, Session, current
 from .words import format_elapsed
 
-__all__ = ["COALESCE", "PANEL_REASON", "ProcessPanel", "board_of"]
+__all__ = ["COALESCE", "PANEL_REASON", "Board", "ProcessPanel", "board_of"]
 
 #: Seconds the board waits after an event for more to arrive before updating.
 COALESCE = 0.05
@@ -91,7 +91,7 @@ class ProcessPanel(ipywidgets.VBox):
 class _Row:
     """The widgets of one process's row; updated only by the board's thread."""
 
-    def __init__(self, entry: Entry, board: _Board) -> None:
+    def __init__(self, entry: Entry, board: Board) -> None:
         self.entry = entry
         self.ident = ipywidgets.HTML(_ident_html(entry), layout=board.layouts["ident"], style=board.style,
                                      _dom_classes=("ipyprocessing-ident",))
@@ -131,7 +131,7 @@ class _Row:
         return (self.ident, self.state, self.figures, self.button, self.box)
 
 
-class _Board:
+class Board:
     """The shared widgets of all panels of one session, and the one thread that keeps them current."""
 
     def __init__(self, session: Session) -> None:
@@ -275,22 +275,22 @@ class _Board:
         self.session.stop(entries, terminated=PANEL_REASON, killed=_PANEL_KILL_REASON)
 
 
-_boards: dict[Session, _Board] = {}
+_boards: dict[Session, Board] = {}
 _boards_lock = threading.Lock()
 
 
-def board_of(session: Session) -> _Board | None:
+def board_of(session: Session) -> Board | None:
     """The board that ``session``'s panels share, or None while no panel shows it."""
     with _boards_lock:
         board = _boards.get(session)
         return None if board is None or board.closed else board
 
 
-def _board_for(session: Session) -> _Board:
+def _board_for(session: Session) -> Board:
     with _boards_lock:
         board = _boards.get(session)
         if board is None or board.closed:
-            board = _boards[session] = _Board(session)
+            board = _boards[session] = Board(session)
         return board
 
 
