@@ -40,11 +40,14 @@ _stop_at_exit_registered = False
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics with ``ipython`` (called by ``%load_ext ipyprocessing``)."""
     global _stop_at_exit_registered
+    from processing.forkserver.client import preload_also
+
     from . import session, settings
-    from .magics import ProcessMagics
+    from .magics import CHILD_PRELOAD, ProcessMagics
     from .panel_magics import register_panel_magics
 
     settings.load(ipython)
+    preload_also([CHILD_PRELOAD])  # forkserver children find IPython and their shell ready
     current = session.current()
     if not _stop_at_exit_registered:
         _stop_at_exit_registered = True

@@ -2,17 +2,19 @@
 
 ``%%process`` does everything that can fail before it starts anything: it
 parses the options (``magic_arguments``, so ``%%process?`` is real help and a
-bad option is a ``UsageError``), compiles the cell (a ``SyntaxError`` is
-reported at once), and under spawn and forkserver packs the names the cell
-uses (an unsendable one is named). Only then does it start the child, show
-it, and return, unless ``--wait`` was given.
+bad option is a ``UsageError``), compiles the cell as IPython would (its
+``!cmd`` and ``%magic`` lines transformed; a ``SyntaxError`` is shown at once,
+as a plain cell's is, and nothing starts), and under spawn and forkserver packs
+the names the cell uses (an unsendable one is named). Only then does it start
+the child, show it, and return, unless ``--wait`` was given.
 """
 
 from __future__ import annotations
 import __future__
 
+import ast
 import keyword
-import marshal
+import pickle
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -23,8 +25,8 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 import processing
 
 from .cell.handle import CellHandle, CellProcess
-from .cell.namespace import NamespaceError, globals_used, ship
-from .cell.target import CellTarget
+from .cell.namespace import NamespaceError, cell_sources, globals_used, names_in_magics, ship
+from .cell.target import CellTarget, ShellSettings
 from .cell.waiting import wait_for
 from .session import Session
 from .view.throttle import Throttle
@@ -45,6 +47,8 @@ _INTERRUPT_REASON = "terminated: the kernel was interrupted while the cell waite
 _FUTURE_FLAGS = 0
 for _feature in __future__.all_feature_names:
     _FUTURE_FLAGS |= getattr(__future__, _feature).compiler_flag
+#: The modules the child's IPython shell needs, which the fork server keeps imported (and the shell built).
+CHILD_PRELOAD = "ipyprocessing.cell.warm"
 
 
 @magics_class
@@ -86,31 +90,38 @@ class ProcessMagics(Magics):
     def process(self, line: str, cell: str) -> None:
         """Run the cell in a child process and return at once; watch and control it live.
 
-        The cell's output area shows the process's status (name, pid, state,
-        exit code, elapsed time, CPU, memory, a Terminate button) and, below it,
-        everything the child writes to stdout and stderr, as it is written, even
-        while other cells run. Under fork the child sees the notebook's globals;
-        under spawn and forkserver the globals the cell uses are sent by value
-        (modules are imported again). The body is plain Python: IPython syntax
-        (%magics, !commands) is not available in the child.
+        The child runs the cell as a notebook cell: in an IPython shell of its
+        own, so ``!cmd``, ``%line`` and ``%%cell`` magics, ``?`` and top-level
+        ``await`` work; what it displays (HTML, plots, DataFrames, the last
+        expression's value, widgets such as tqdm bars, tracebacks as IPython
+        shows them) appears in this cell, below a status row with the
+        process's name, pid, state, exit code, elapsed time, CPU, memory and a
+        Terminate button, as it happens, even while other cells run. ``input()``
+        asks in the notebook under ``--wait``, and fails at once without it.
+
+        Under fork the child sees the notebook's globals; under spawn and
+        forkserver the globals the cell uses are sent by value (modules are
+        imported again). When the child has ended, the cell keeps a record of
+        how it ended and the child's outputs as its own.
         """
         args = parse_argstring(self.process, line)
         pull, push = _names(args.pull, "--pull"), _names(args.push, "--push")
         _check_options(args)
         method = args.method or processing.getStartMethod()
-        filename = f"<%%process In[{self.shell.execution_count}]>"
-        flags = self.shell.compile.flags & _FUTURE_FLAGS
-        code = compile(cell, filename, "exec", flags=flags, dont_inherit=True)
+        compiled = self._compile(cell)
+        if compiled is None:
+            return  # a syntax error, shown as a plain cell's: nothing starts
+        code, transformed = compiled
         cluster = self._cluster(args)
         if cluster is not None:
             from .cell.remote import RemoteCellProcess
 
             # The worker's child never shares this interpreter's memory: send the names by value.
-            target = self._target(code, cell, filename, "spawn", pull, push)
+            target = self._target(code, transformed, cell, "spawn", pull, push, args.wait)
             process: CellHandle = RemoteCellProcess(target, user_ns=self.shell.user_ns, cluster=cluster,
                                                     name=args.name, method=args.method)
         else:
-            target = self._target(code, cell, filename, method, pull, push)
+            target = self._target(code, transformed, cell, method, pull, push, args.wait)
             process = CellProcess(target, user_ns=self.shell.user_ns, name=args.name, daemon=args.daemon,
                                   method=method)
         view = self._view(process, args.proc)
@@ -184,20 +195,56 @@ class ProcessMagics(Magics):
             raise UsageError(f"--cluster-client {args.cluster_client!r}: not defined in the notebook")
         return self.shell.user_ns[args.cluster_client]
 
-    def _target(self, code: Any, cell: str, filename: str, method: str, pull: tuple[str, ...],
-                push: tuple[str, ...]) -> CellTarget:
-        compiled = marshal.dumps(code)
+    def _compile(self, cell: str) -> tuple[Any, str] | None:
+        """The cell's code as IPython would compile it, and its transformed source; or None after
+        showing its SyntaxError.
+
+        The error is shown as a plain cell's (``Cell In[N], line L``, no frames of
+        the magic's), and the cell counts as failed, so that Run All stops there.
+        """
+        shell = self.shell
+        transformed = shell.transform_cell(cell)
+        filename = shell.compile.cache(transformed, self._cell_number(), raw_code=cell)
+        flags = (shell.compile.flags & _FUTURE_FLAGS) | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+        try:
+            return compile(transformed, filename, "exec", flags=flags, dont_inherit=True), transformed
+        except SyntaxError as error:
+            shell.showsyntaxerror()
+            result = shell.displayhook.exec_result  # this cell's, while it runs
+            if result is not None:
+                result.error_in_exec = error
+            return None
+
+    def _target(self, code: Any, transformed: str, cell: str, method: str, pull: tuple[str, ...],
+                push: tuple[str, ...], wait: bool) -> CellTarget:
+        shell = self.shell
         if method == "fork":
-            missing = [name for name in push if name not in self.shell.user_ns]
+            missing = [name for name in push if name not in shell.user_ns]
             if missing:
                 raise UsageError(f"--push {', '.join(map(repr, missing))}: not defined in the notebook")
-            return CellTarget(compiled, cell, filename, pull, namespace=self.shell.user_ns)
+            # A forked child has the notebook's memory: all the cells' sources, as they are.
+            settings = self._settings(cell_sources(shell, None), wait, share_config=True)
+            return CellTarget(cell, settings, pull, namespace=shell.user_ns)
         try:
-            shipment = ship(self.shell.user_ns, globals_used(code), push, hidden=self.shell.user_ns_hidden,
-                            method=method)
+            shipment, files = ship(shell.user_ns, globals_used(code), push, hidden=shell.user_ns_hidden,
+                                   method=method, optional=names_in_magics(transformed))
         except NamespaceError as error:
             raise UsageError(str(error)) from None
-        return CellTarget(compiled, cell, filename, pull, shipment=shipment)
+        settings = self._settings(cell_sources(shell, files), wait, share_config=False)
+        return CellTarget(cell, settings, pull, shipment=shipment)
+
+    def _settings(self, sources: dict[str, tuple[list[str], int]], wait: bool, *,
+                  share_config: bool) -> ShellSettings:
+        """How the child's shell shows the cell as this notebook's (see :class:`ShellSettings`)."""
+        shell = self.shell
+        config = shell.config if share_config else _sendable_config(shell.config)
+        return ShellSettings(self._cell_number(), config, getattr(shell, "colors", None), sources, wait)
+
+    def _cell_number(self) -> int:
+        """The number of the cell running this magic, its ``In[N]`` (IPython may have counted on already)."""
+        result = getattr(self.shell.displayhook, "exec_result", None)
+        number = getattr(result, "execution_count", None)
+        return self.shell.execution_count if number is None else number
 
     def _view(self, process: Any, proc: str | None) -> TextView | WidgetView:
         """A widget view in a kernel, text lines elsewhere (widgets are imported only when needed)."""
@@ -212,6 +259,14 @@ class ProcessMagics(Magics):
         where = f"{proc}.output" if proc else "the process's .output (--proc VAR binds it to VAR)"
         return WidgetView(process, CellChannel(kernel), self._throttle, self.session,
                           hint=f"; all output is in {where}")
+
+
+def _sendable_config(config: Any) -> dict[str, Any] | None:
+    """The shell's configuration as a child can receive it, or None if some of it cannot be pickled."""
+    try:
+        return pickle.loads(pickle.dumps(config))
+    except Exception:
+        return None
 
 
 def _names(values: list[str], option: str) -> tuple[str, ...]:

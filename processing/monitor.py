@@ -6,6 +6,11 @@ polls on a timer: a child's exit, a line it prints or a message it sends wakes
 the thread directly. On exit it drains what the child wrote before dying, reaps
 the child, and only then fires ``exited`` (see :mod:`processing.events`), so
 subscribers see complete output.
+
+Output and messages come in the order the child made them, when it flushed
+its streams before sending: before it delivers a message, the monitor reads
+whatever the child's pipes hold, which includes all the child wrote before it
+sent the message.
 """
 
 from __future__ import annotations
@@ -33,24 +38,33 @@ _DRAIN_LIMIT = 256
 
 
 class Watch:
-    """What the monitor holds for one child: its popen, where its output goes, and when all was delivered.
+    """What the monitor holds for one child: its popen, where its output and messages go, and when all
+    was delivered.
 
     ``delivered`` is set once the child's exit, its last output and its last
     messages have been delivered and ``exited`` has fired.
     """
 
-    __slots__ = ("delivered", "output", "popen", "process")
+    __slots__ = ("delivered", "output", "popen", "process", "received")
 
-    def __init__(self, process: Any, popen: Any, output: Callable[[str, bytes], Any] | None) -> None:
+    def __init__(self, process: Any, popen: Any, output: Callable[[str, bytes], Any] | None,
+                 received: Callable[[Any], Any]) -> None:
         self.process = process
         self.popen = popen
         self.output = output
+        self.received = received
         self.delivered = threading.Event()
 
 
-def watch(process: Any, popen: Any, output: Callable[[str, bytes], Any] | None) -> Watch:
-    """Track a just-started child: fire ``started`` now (on this thread), the rest from the monitor thread."""
-    record = Watch(process, popen, output)
+def watch(
+    process: Any, popen: Any, output: Callable[[str, bytes], Any] | None, received: Callable[[Any], Any]
+) -> Watch:
+    """Track a just-started child: fire ``started`` now (on this thread), the rest from the monitor thread.
+
+    ``output(stream, data)`` gets what the child writes (when captured),
+    ``received(obj)`` each object it sends, both on the monitor thread.
+    """
+    record = Watch(process, popen, output, received)
     events.started(process)
     _monitor.add(record)
     return record
@@ -159,14 +173,22 @@ class _Monitor:
             for problem in channel.take_problems():
                 _report("%s: a message could not be loaded: %s: %s",
                         process.name, type(problem).__name__, problem)
+            if messages:
+                self._drain_output(record)
             for obj in messages:
-                process.messages.append(obj)
-                events.message(process, obj)
+                events.guarded(record.received, obj)
             if not messages:
                 break
         if channel.eof:
             self._forget(channel.fileno())
             channel.close()
+
+    def _drain_output(self, record: Watch) -> None:
+        """Deliver what the child's pipes hold now (at most ``_DRAIN_LIMIT`` reads each)."""
+        for stream, fd in record.popen.output_fds():
+            for _ in range(_DRAIN_LIMIT):
+                if not self._on_output(record, stream, fd):
+                    break
 
     def _on_exit(self, record: Watch) -> None:
         popen = record.popen
@@ -174,10 +196,7 @@ class _Monitor:
             return  # not reapable yet: there is nothing to report
         self._forget(popen.sentinel)
         try:
-            for stream, fd in popen.output_fds():
-                for _ in range(_DRAIN_LIMIT):
-                    if not self._on_output(record, stream, fd):
-                        break
+            self._drain_output(record)
             self._on_channel(record)
             events.exited(record.process, popen.wait())
         finally:

@@ -24,7 +24,7 @@ import threading
 import time
 
 from . import authkey as _authkey
-from . import launch, monitor
+from . import events, launch, monitor
 from .errors import ProcessError, ProcessStateError, TargetPicklingError
 from .handle import ProcessHandle
 
@@ -193,7 +193,7 @@ class Process(ProcessHandle):
         )
         self._popen = launch.popen_class(method)(spec)
         _children.add(self)
-        self._watch = monitor.watch(self, self._popen, self._output)
+        self._watch = monitor.watch(self, self._popen, self._output, self._received)
 
     def join(self, timeout: float | None = None) -> None:
         """Wait until the child exits or ``timeout`` seconds pass; may be called many times.
@@ -350,6 +350,15 @@ class Process(ProcessHandle):
         )
 
     # -- internals ------------------------------------------------------------
+
+    def _received(self, obj: object) -> None:
+        """An object the child sent (on the monitor thread): kept in ``messages``, and announced.
+
+        A subclass that handles some objects itself (a notebook cell's displays)
+        overrides it, and leaves the rest to this.
+        """
+        self.messages.append(obj)
+        events.message(self, obj)
 
     def _send_pickled(self, body: bytes) -> None:
         """Send a pickled object to the child (a remote child's worker relays bytes it never loads)."""

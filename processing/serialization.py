@@ -5,6 +5,11 @@ breaks for anything a new interpreter cannot import again: objects defined in
 ``__main__`` (a notebook cell, ``python -c``), lambdas and closures. Those are
 sent by value with cloudpickle. Plain pickle stays the fast path; cloudpickle is
 imported only when an object needs it, because importing it costs ~20 ms.
+
+A function sent by value keeps the name of the file it was defined in
+(cloudpickle would write ``<dynamic-code>``), so that a traceback in the child
+says where it came from (a notebook's cell, whose source the notebook may send
+along).
 """
 
 from __future__ import annotations
@@ -74,20 +79,46 @@ def dumps(obj: object) -> bytes:
 
 
 def _dumps_by_value(obj: object) -> bytes:
-    import cloudpickle
-
-    if not shared_main_classes:
-        return cloudpickle.dumps(obj, protocol=PROTOCOL)
-
-    class SharingPickler(cloudpickle.Pickler):
-        def reducer_override(self, obj: Any) -> Any:
-            if isinstance(obj, type) and id(obj) in shared_main_classes:
-                return NotImplemented  # by reference: the parent has this very class
-            return super().reducer_override(obj)
-
     buffer = io.BytesIO()
-    SharingPickler(buffer, protocol=PROTOCOL).dump(obj)
+    _by_value_pickler()(buffer, protocol=PROTOCOL).dump(obj)
     return buffer.getvalue()
+
+
+_ByValue: type | None = None
+
+
+def _by_value_pickler() -> type:
+    """cloudpickle's Pickler, keeping code objects' file names and the parent's own classes by reference."""
+    global _ByValue
+    if _ByValue is None:
+        import collections
+
+        import cloudpickle
+
+        reduce_code = cloudpickle.Pickler.dispatch_table[types.CodeType]
+        reducers = collections.ChainMap({types.CodeType: lambda code: _code_reduce(reduce_code, code)},
+                                        cloudpickle.Pickler.dispatch_table)
+
+        class ByValuePickler(cloudpickle.Pickler):
+            dispatch_table = reducers
+
+            def reducer_override(self, obj: Any) -> Any:
+                if isinstance(obj, type) and id(obj) in shared_main_classes:
+                    return NotImplemented  # by reference: the parent has this very class
+                return super().reducer_override(obj)
+
+        _ByValue = ByValuePickler
+    return _ByValue
+
+
+def _code_reduce(reduce_by_value: Any, code: types.CodeType) -> tuple[Any, ...]:
+    constructor, args = reduce_by_value(code)
+    return _code_in_file, (constructor, args, code.co_filename)
+
+
+def _code_in_file(constructor: Any, args: tuple[Any, ...], filename: str) -> types.CodeType:
+    """A code object rebuilt by cloudpickle, given back the name of the file it came from."""
+    return constructor(*args).replace(co_filename=filename)
 
 
 loads = pickle.loads

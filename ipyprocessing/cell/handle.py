@@ -10,6 +10,8 @@ out of the pickle.
 
 from __future__ import annotations
 
+import collections
+import os
 import signal
 import threading
 import time
@@ -18,7 +20,8 @@ import processing
 
 from ..view.output import OutputLog
 from ..words import describe_exit
-from .target import PULL_TAG, CellTarget
+from . import messages
+from .target import CellTarget
 
 TYPE_CHECKING = False  # no typing at run time: spawned children import this module
 if TYPE_CHECKING:
@@ -29,6 +32,10 @@ if TYPE_CHECKING:
 
         def output(self, stream: str, data: bytes) -> None:
             """A chunk the child wrote; called on the monitor thread."""
+
+        def received(self, message: tuple[Any, ...]) -> None:
+            """A message of the child's shell (a display, a traceback, a widget's comm message ...);
+            called on the monitor thread, after the output the child wrote before it."""
 
         def running(self) -> None:
             """A remote child now runs on a worker: its pid and host are known; called on its relay thread."""
@@ -51,7 +58,8 @@ class CellHandle:
     """
 
     #: What a cell's handle keeps for the notebook only: never sent to the child.
-    cell_attributes = frozenset({"_log", "_view", "_user_ns", "_timer", "pulled"})
+    cell_attributes = frozenset({"_log", "_view", "_user_ns", "_timer", "pulled", "_pulled_values",
+                                 "input_requests"})
 
     def _init_cell(self, target: CellTarget, user_ns: dict[str, Any]) -> None:
         from ..settings import current  # here: a child that loads this module needs no traitlets
@@ -61,7 +69,11 @@ class CellHandle:
         self._user_ns = user_ns
         self._timer: threading.Timer | None = None
         self.pulled: dict[str, Any] = {}
+        self._pulled_values: dict[str, Any] | None = None
+        #: What the child's ``input()`` asks, for ``--wait`` to answer (see :mod:`.waiting`).
+        self.input_requests = _Requests()
         self.pull_names: tuple[str, ...] = target.pull
+        self.execution_count: int = target.settings.execution_count
         self.stop_reason: str | None = None
         self.started_at: float | None = None
         self.ended_at: float | None = None
@@ -136,17 +148,33 @@ class CellHandle:
         names = ", ".join(self.pull_names)
         if exitcode != 0:
             return f"nothing pulled ({names}): the cell did not finish"
-        messages = self.messages  # type: ignore[attr-defined]
-        sent = [obj[1] for obj in messages if isinstance(obj, tuple) and obj[:1] == (PULL_TAG,)]
-        if not sent:
+        if self._pulled_values is None:
             return f"nothing pulled ({names}): the child sent no values"
-        self.pulled = sent[-1]
+        self.pulled, self._pulled_values = self._pulled_values, None
         self._user_ns.update(self.pulled)
         return f"pulled {names} into the notebook"
 
     def _deliver(self, stream: str, data: bytes) -> None:
         self._log.append(stream, data)
         self._view.output(stream, data)
+
+    def _received(self, obj: object) -> None:
+        """The child's shell's messages go to the view, the pulled values are kept for the end; the rest
+        is the process's as usual (``messages``, the ``message`` event)."""
+        if isinstance(obj, messages.Stream):
+            for name, text in obj.parts:
+                self._deliver(name, text.encode("utf-8", "backslashreplace"))
+        elif isinstance(obj, messages.Pulled):
+            self._pulled_values = obj.values
+        elif isinstance(obj, messages.InputRequest):
+            self.input_requests.put(obj)
+        elif isinstance(obj, messages.Error):
+            self._log.append("stderr", (obj.plain() + "\n").encode())  # .output keeps what went wrong too
+            self._view.received(obj)
+        elif isinstance(obj, messages.SHELL_MESSAGES):
+            self._view.received(obj)
+        else:
+            super()._received(obj)  # type: ignore[misc]
 
 
 class CellProcess(CellHandle, processing.Process):
@@ -180,11 +208,55 @@ class _Unseen:
     def output(self, stream: str, data: bytes) -> None:
         pass
 
+    def received(self, message: tuple[Any, ...]) -> None:
+        pass
+
     def running(self) -> None:
         pass
 
     def exited(self, exitcode: int | None, note: str) -> None:
         pass
+
+
+class _Requests:
+    """The child's ``input()`` requests, queued for the thread that waits for the cell (``--wait``),
+    which polls :attr:`fd`; the pipe behind it is made on first use, and the waiter closes it
+    (:meth:`close`) when it stops waiting."""
+
+    def __init__(self) -> None:
+        self._queue: collections.deque[messages.InputRequest] = collections.deque()
+        self._pipe: tuple[int, int] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def fd(self) -> int:
+        """A descriptor that becomes readable when a request waits."""
+        with self._lock:
+            if self._pipe is None:
+                self._pipe = os.pipe()
+                if self._queue:
+                    os.write(self._pipe[1], b"!")
+            return self._pipe[0]
+
+    def put(self, request: messages.InputRequest) -> None:
+        with self._lock:
+            self._queue.append(request)
+            if self._pipe is not None:
+                os.write(self._pipe[1], b"!")
+
+    def take(self) -> list[messages.InputRequest]:
+        with self._lock:
+            if self._pipe is not None:
+                os.read(self._pipe[0], 4096)
+            requests, self._queue = list(self._queue), collections.deque()
+            return requests
+
+    def close(self) -> None:
+        with self._lock:
+            pipe, self._pipe = self._pipe, None
+        if pipe is not None:
+            for fd in pipe:
+                os.close(fd)
 
 
 def timeout_reason(seconds: float) -> str:

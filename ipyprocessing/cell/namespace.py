@@ -10,11 +10,22 @@ leaves out attribute names (``x.data`` does not send a global ``data``).
 Modules travel by name and are imported again; everything else is pickled
 once, together, so objects shared between names stay shared. A name that
 cannot be sent is reported before anything starts.
+
+IPython syntax hides names in strings: ``%time f(x)`` becomes
+``run_line_magic('time', 'f(x)')`` and ``!ls {folder}`` a ``system`` call
+whose braces IPython expands in the child. :func:`names_in_magics` finds such
+names; they are sent when they can be, and skipped (not reported) when they
+cannot, since the string may not be Python at all (``%env A=1``). Each
+function sent brings the file name of its cell, so that the child can show its
+source lines in a traceback (:func:`cell_sources`).
 """
 
 from __future__ import annotations
 
+import ast
 import dis
+import linecache
+import re
 import types
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -23,7 +34,7 @@ from processing import serialization
 
 from .target import Shipment
 
-__all__ = ["NamespaceError", "globals_used", "ship"]
+__all__ = ["NamespaceError", "cell_sources", "globals_used", "names_in_magics", "ship"]
 
 _GLOBAL_READS = frozenset(
     {"LOAD_NAME", "LOAD_GLOBAL", "LOAD_FROM_DICT_OR_GLOBALS", "DELETE_NAME", "DELETE_GLOBAL"}
@@ -45,6 +56,51 @@ def globals_used(code: types.CodeType) -> set[str]:
     return names
 
 
+_MAGIC_CALLS = frozenset({"run_line_magic", "run_cell_magic", "system", "getoutput"})
+_EXPANDED = re.compile(r"\{([^{}]+)\}|\$(\w+)")
+
+
+def names_in_magics(source: str) -> set[str]:
+    """The global names read by the Python inside a transformed cell's magic and shell-command strings."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr in _MAGIC_CALLS):
+            continue
+        for argument in node.args[1:] if node.func.attr.startswith("run_") else node.args:
+            if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
+                text = argument.value
+                for piece in [text, *(braced or dollar for braced, dollar in _EXPANDED.findall(text))]:
+                    names |= _names_read(piece)
+    return names
+
+
+def _names_read(text: str) -> set[str]:
+    try:
+        tree = ast.parse(text.strip())
+    except (SyntaxError, ValueError):
+        return set()
+    return {node.id for node in ast.walk(tree)
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+
+
+def cell_sources(shell: Any, files: Iterable[str] | None) -> dict[str, tuple[list[str], int]]:
+    """The notebook's cells that ``files`` name (all of them for None), as a child shows them in a
+    traceback: ``{file name: (lines, cell number)}``."""
+    numbers: dict[str, int] = dict(getattr(shell.compile, "_filename_map", {}))
+    wanted = numbers if files is None else [name for name in files if name in numbers]
+    sources = {}
+    for filename in wanted:
+        entry = linecache.cache.get(filename)
+        if entry is not None:
+            sources[filename] = (list(entry[2]), numbers[filename])
+    return sources
+
+
 def ship(
     user_ns: Mapping[str, Any],
     used: Iterable[str],
@@ -52,12 +108,14 @@ def ship(
     *,
     hidden: Mapping[str, Any],
     method: str,
-) -> Shipment:
+    optional: Iterable[str] = (),
+) -> tuple[Shipment, set[str]]:
     """Pack the names a cell uses (and the pushed ones) for a child started with ``method``.
 
     Names the notebook does not define are skipped: they are builtins, or the
     cell defines them. IPython's own names (``In``, ``exit``, ``get_ipython`` ...)
-    are skipped unless pushed.
+    are skipped unless pushed, and so are ``optional`` names that cannot be
+    sent. Returns the shipment and the files the functions sent were defined in.
 
     Raises:
         NamespaceError: a pushed name is undefined, or some names cannot be sent.
@@ -70,22 +128,36 @@ def ship(
         )
     modules: dict[str, str] = {}
     values: dict[str, Any] = {}
-    for name in sorted({*used, *push}):
+    optional = set(optional) - set(used) - set(push)
+    for name in sorted({*used, *push, *optional}):
         if name not in user_ns or (name.startswith("__") and name.endswith("__")):
             continue
         value = user_ns[name]
         if name not in push and name in hidden and hidden[name] is value:
             continue
         if isinstance(value, types.ModuleType):
-            modules[name] = value.__name__
-        else:
+            if name not in optional or getattr(value, "__spec__", None) is not None:
+                modules[name] = value.__name__
+        elif name not in optional or not serialization.unpicklable([(name, value)]):
             values[name] = value
     _check_modules(modules, user_ns, method)
     try:
         pickled = serialization.dumps(values)
     except Exception as error:  # any failure is diagnosed name by name
         raise _unsendable(values, method, error) from error
-    return Shipment(modules, pickled)
+    return Shipment(modules, pickled), _code_files(values.values())
+
+
+def _code_files(values: Iterable[Any]) -> set[str]:
+    """The files the functions among ``values`` (and the methods of the classes) were defined in."""
+    files = set()
+    for value in values:
+        members = vars(value).values() if isinstance(value, type) else (value,)
+        for member in members:
+            code = getattr(member, "__code__", None)
+            if isinstance(code, types.CodeType):
+                files.add(code.co_filename)
+    return files
 
 
 def _check_modules(modules: dict[str, str], user_ns: Mapping[str, Any], method: str) -> None:

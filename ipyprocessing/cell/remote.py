@@ -41,7 +41,8 @@ class RemoteCellProcess(CellHandle, RemoteProcess):
             cluster=cluster,
             method=method,
             output=self._deliver,
-            preload=[type(target).__module__],  # a worker's later cells skip importing it
+            # A worker's later cells find the cell's machinery and its IPython shell ready.
+            preload=[type(target).__module__, "ipyprocessing.cell.warm"],
         )
 
     def finish(self, exitcode: int | None) -> None:

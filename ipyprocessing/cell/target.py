@@ -1,31 +1,42 @@
-"""What a ``%%process`` child runs: the compiled cell, in the namespace the parent chose.
+"""What a ``%%process`` child runs: the cell, in an IPython shell of its own, in the namespace it was given.
 
 This module is imported in every spawn and forkserver child (the target is
-pickled by reference), so it imports nothing heavy: no IPython, no widgets.
-The cell's traceback is printed from the cell's own frames (not this
-module's), and ``--pull`` values go back to the parent over the core's
-authenticated channel as ``(PULL_TAG, {name: value})``.
+pickled by reference), so it imports nothing heavy itself; the cell's shell
+(:mod:`.shell`, IPython) is imported when the cell runs, or earlier by the
+fork server, which keeps it preloaded. The ``--pull`` values go back to the
+parent over the core's authenticated channel as a :class:`~.messages.Pulled`.
 """
 
 from __future__ import annotations
 
 import builtins
 import importlib
-import linecache
-import marshal
 import sys
+from collections import namedtuple
 
 import processing
 from processing import serialization
+
+from .messages import Pulled
 
 TYPE_CHECKING = False  # typing costs a spawned child ~10 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
     from typing import Any, NoReturn
 
-__all__ = ["PULL_TAG", "CellTarget", "Shipment"]
+__all__ = ["CellTarget", "ShellSettings", "Shipment"]
 
-#: Marks the message that carries pulled values among the objects a child sends.
-PULL_TAG = "ipyprocessing.pull"
+
+class ShellSettings(namedtuple("ShellSettings", "execution_count config colors sources stdin")):
+    """How the child's shell presents the cell as the notebook's own.
+
+    - ``execution_count``: the cell's number in the notebook (``Cell In[N]``, ``Out[N]``);
+    - ``config``: the notebook shell's configuration (its ``InlineBackend`` settings among them);
+    - ``colors``: its traceback colours;
+    - ``sources``: earlier cells the cell's functions come from, ``{file name: (lines, cell number)}``;
+    - ``stdin``: whether ``input()`` may ask the notebook (``--wait``).
+    """
+
+    __slots__ = ()
 
 
 class Shipment:
@@ -44,7 +55,7 @@ class Shipment:
 
 
 class CellTarget:
-    """Run a cell's code in a child, then send the ``--pull`` names back.
+    """Run a cell in a child, then send the ``--pull`` names back.
 
     ``namespace`` is the notebook's own namespace dict under fork (the child
     has a copy of it); ``shipment`` is what the parent sent under spawn and
@@ -53,32 +64,26 @@ class CellTarget:
 
     def __init__(
         self,
-        code: bytes,
         source: str,
-        filename: str,
+        settings: ShellSettings,
         pull: tuple[str, ...] = (),
         *,
         namespace: dict[str, Any] | None = None,
         shipment: Shipment | None = None,
     ) -> None:
-        self.code = code
         self.source = source
-        self.filename = filename
+        self.settings = settings
         self.pull = pull
         self.namespace = namespace
         self.shipment = shipment
 
     def __call__(self) -> None:
-        namespace = self.namespace if self.namespace is not None else self._unpack()
-        linecache.cache[self.filename] = (len(self.source), None, self.source.splitlines(True), self.filename)
-        try:
-            exec(marshal.loads(self.code), namespace)
-        except Exception as error:
-            import traceback  # only on failure: a child whose interpreter lacks it need not pay 1.5 ms
+        from . import shell
 
-            sys.stdout.flush()
-            traceback.print_exception(type(error), error, error.__traceback__.tb_next)
-            raise SystemExit(1) from None
+        namespace = self.namespace if self.namespace is not None else self._unpack()
+        settings = self.settings
+        shell.run(self.source, namespace, execution_count=settings.execution_count, config=settings.config,
+                  colors=settings.colors, sources=settings.sources, stdin=settings.stdin)
         if self.pull:
             _send_pulled(namespace, self.pull)
 
@@ -107,7 +112,7 @@ def _send_pulled(namespace: dict[str, Any], names: tuple[str, ...]) -> None:
         _fail(f"cannot pull {_quoted(missing)}: the cell did not define {pronoun}")
     values = {name: namespace[name] for name in names}
     try:
-        processing.sendToParent((PULL_TAG, values))
+        processing.sendToParent(Pulled(values))
     except Exception as error:  # name the values that cannot travel
         culprits = [name for name, _, _ in serialization.unpicklable(values.items())] or list(names)
         _fail(f"cannot pull {_quoted(culprits)}: it cannot be sent to the notebook "

@@ -1,4 +1,4 @@
-"""``--wait``: block the cell until the child exits, and keep its widgets alive meanwhile.
+"""``--wait``: block the cell until the child exits, keep its widgets alive, and answer its ``input()``.
 
 A cell that simply blocks also blocks the kernel's handling of shell messages,
 so a click on the Terminate button would wait until the cell ends: the
@@ -10,21 +10,30 @@ with the child's sentinel, handles comm messages (the widgets' traffic) at
 once with the kernel's own handlers, and keeps every other request (the next
 cell's execute_request ...) to hand back, in order, to the kernel's handler
 when the wait ends; the kernel's lock makes them run after this cell.
-Where that socket is not reachable (older ipykernel, a subshell), the wait is
-a plain join.
+Where that socket is not reachable (older ipykernel, a subshell), the wait
+only watches the child.
+
+The child's ``input()`` asks here: the request wakes the wait, which asks the
+kernel's stdin channel (the notebook's input box) on the cell's own thread, as
+a plain cell's ``input()`` would, and sends the answer down to the child; in
+terminal IPython it asks the terminal.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import getpass
+import select
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 import zmq
+from IPython.core.error import StdinNotImplementedError
 
 from .handle import CellProcess, timeout_reason
+from .messages import InputReply
 
 if TYPE_CHECKING:
     from .remote import RemoteCellProcess
@@ -41,10 +50,14 @@ def wait_for(process: CellProcess | RemoteCellProcess, kernel: Any, timeout: flo
     ``process`` is a local or a remote cell's handle: both have the ``sentinel``
     descriptor and ``join`` this needs (a remote one's sentinel becomes readable
     when its exit, or its loss, has been reported). ``kernel`` is the ipykernel
-    kernel, or None outside one (then this is a join).
+    kernel, or None outside one.
+
+    Raises:
+        KeyboardInterrupt: the kernel was interrupted (the caller stops the child).
     """
     pump = _ShellPump.of(kernel)
     deadline = None if timeout is None else time.monotonic() + timeout
+    watched = [process.sentinel, process.input_requests.fd]
     try:
         while True:
             remaining = None if deadline is None else deadline - time.monotonic()
@@ -52,16 +65,44 @@ def wait_for(process: CellProcess | RemoteCellProcess, kernel: Any, timeout: flo
                 process.stop(timeout_reason(timeout))
                 break
             if pump is not None:
-                if pump.serve_until_readable(process.sentinel, remaining):
-                    break
+                ready = pump.serve_until_readable(watched, remaining)
             else:
-                process.join(remaining)
-                if not process.is_alive():
-                    break
+                ready = select.select(watched, [], [], remaining)[0]
+            if process.input_requests.fd in ready:
+                _answer(process, kernel)
+            if process.sentinel in ready:
+                break
     finally:
+        process.input_requests.close()
         if pump is not None:
             pump.hand_back()
     process.join()
+
+
+def _answer(process: CellProcess | RemoteCellProcess, kernel: Any) -> None:
+    """Ask what the child's input() asks, here on the cell's thread, and send the answers down."""
+    for request in process.input_requests.take():
+        try:
+            if kernel is not None:
+                value = (kernel.getpass if request.password else kernel.raw_input)(request.prompt)
+            else:
+                value = (getpass.getpass if request.password else input)(request.prompt)
+            reply = InputReply(value, None)
+        except StdinNotImplementedError as error:
+            reply = InputReply(None, str(error))
+        except EOFError:
+            reply = InputReply(None, "the notebook's input was closed")
+        except KeyboardInterrupt:
+            _send(process, InputReply(None, "interrupted"))
+            raise
+        _send(process, reply)
+
+
+def _send(process: CellProcess | RemoteCellProcess, reply: InputReply) -> None:
+    try:
+        process.sendToChild(reply)
+    except Exception:
+        pass  # it has just ended: nobody waits for the answer
 
 
 class _ShellPump:
@@ -82,21 +123,24 @@ class _ShellPump:
         pair = manager.get_shell_channel_to_subshell_pair(None)
         return cls(kernel, pair.to_socket, manager.get_subshell_to_shell_channel_socket(None))
 
-    def serve_until_readable(self, fd: int, timeout: float | None) -> bool:
-        """Handle shell messages until ``fd`` is readable (True) or ``timeout`` seconds pass (False)."""
+    def serve_until_readable(self, fds: list[int], timeout: float | None) -> list[int]:
+        """Handle shell messages until some of ``fds`` are readable (they are returned) or ``timeout``
+        seconds pass (an empty list)."""
         poller = zmq.Poller()
         poller.register(self._socket, zmq.POLLIN)
-        poller.register(fd, zmq.POLLIN)
+        for fd in fds:
+            poller.register(fd, zmq.POLLIN)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             events = dict(poller.poll(None if remaining is None else remaining * 1000))
             if self._socket in events:
                 self._drain()
-            if fd in events:
-                return True
+            ready = [fd for fd in fds if fd in events]
+            if ready:
+                return ready
             if remaining is not None and not events:
-                return False
+                return []
 
     def hand_back(self) -> None:
         """Give the requests that arrived during the wait to the kernel, in their order."""

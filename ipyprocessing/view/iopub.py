@@ -1,19 +1,20 @@
-"""Sending display messages to the cell that started a process, from any thread, at any time.
+"""Sending messages to the cell that started a process, from any thread, at any time.
 
 A front end puts an output where its ``parent_header`` says: the request that
 caused it. A background thread's messages would otherwise carry whichever
 request the kernel handles at the moment, so the child's output would land in
 another cell. ``CellChannel`` remembers the originating request when it is
-created (in the cell) and stamps it on every message. The output is one
-display with a ``display_id``: the first flush sends ``display_data`` and later
-ones ``update_display_data``, which replace it, so the shown tail stays bounded
-and a saved notebook keeps it as an ordinary output. ipykernel's IOPub socket
-forwards sends from any thread to its IO thread, so this is thread-safe.
+created (in the cell) and stamps it on every message: the display of the cell's
+status, the outputs it keeps once the child has ended, and the comm messages
+of the child's widgets. ipykernel's IOPub socket forwards sends from any
+thread to its IO thread, so this is thread-safe.
 """
 
 from __future__ import annotations
 
+import contextvars
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["CellChannel"]
@@ -26,12 +27,52 @@ class CellChannel:
         self._session = kernel.session
         self._socket = kernel.iopub_socket
         self._parent = kernel.get_parent("shell")
+        # ipykernel keeps the parent of what is published in a context variable (7.x): messages sent
+        # through the kernel's own machinery (a widget's update) take it from there.
+        self._parent_variable = getattr(kernel, "_shell_parent", None)
+        #: The cell's own display (its status, then its final record), replaced in place by this id.
         self.display_id = uuid.uuid4().hex
-        self._displayed = False
 
-    def show_text(self, text: str) -> None:
-        """Show ``text`` in the cell's output, replacing what an earlier call showed."""
-        msg_type = "update_display_data" if self._displayed else "display_data"
-        content = {"data": {"text/plain": text}, "metadata": {}, "transient": {"display_id": self.display_id}}
-        self._session.send(self._socket, msg_type, content, parent=self._parent, ident=b"display_data")
-        self._displayed = True
+    @property
+    def comm_manager(self) -> Any:
+        """The kernel's comm manager, where the child's widgets' comms are registered."""
+        from comm import get_comm_manager
+
+        return get_comm_manager()
+
+    def as_cell(self, action: Callable[[], Any]) -> Any:
+        """Run ``action`` with the originating cell as the parent of what the kernel publishes meanwhile
+        (a widget's update from a background thread), where ipykernel says which parent that is."""
+        variable = self._parent_variable
+        if not isinstance(variable, contextvars.ContextVar):
+            return action()
+
+        def run() -> Any:
+            variable.set(self._parent)
+            return action()
+
+        return contextvars.copy_context().run(run)
+
+    def publish(self, msg_type: str, content: dict[str, Any], *, metadata: dict[str, Any] | None = None,
+                buffers: list[bytes] | None = None, ident: bytes | None = None) -> None:
+        """Send one IOPub message as the originating cell's."""
+        self._session.send(self._socket, msg_type, content, parent=self._parent, metadata=metadata,
+                           buffers=buffers, ident=ident or msg_type.encode())
+
+    def update_display(self, data: dict[str, Any], metadata: dict[str, Any] | None = None) -> None:
+        """Replace the cell's own display (shown with :attr:`display_id`) with ``data``."""
+        self.publish("update_display_data", {"data": data, "metadata": metadata or {},
+                                             "transient": {"display_id": self.display_id}})
+
+    def publish_output(self, output: dict[str, Any]) -> None:
+        """Send an nbformat output dict (stream, display, result, error) as the cell's own output."""
+        kind = output["output_type"]
+        if kind == "stream":
+            content = {"name": output["name"], "text": output["text"]}
+        elif kind == "error":
+            content = {key: output[key] for key in ("ename", "evalue", "traceback")}
+        else:
+            content = {"data": output["data"], "metadata": output.get("metadata", {})}
+            if kind == "execute_result":
+                content["execution_count"] = output["execution_count"]
+        self.publish(kind, content)

@@ -67,7 +67,7 @@ class OutputLog:
 
 
 class Tail:
-    """The last ``max_lines`` lines of a terminal screen both streams write to."""
+    """The last ``max_lines`` lines of a terminal screen (one stream, or both writing to it)."""
 
     def __init__(self, max_lines: int = MAX_LINES) -> None:
         self._lines: deque[str] = deque(maxlen=max_lines)
@@ -90,13 +90,31 @@ class Tail:
                 excess = 0
             self._write(self._decoders[stream].decode(data))
 
+    @property
+    def line_count(self) -> int:
+        """Lines shown now, the one being written included."""
+        return len(self._lines) + (1 if self._line else 0)
+
+    def drop_oldest(self) -> bool:
+        """Forget the oldest complete line (counted as hidden); False if there is none."""
+        if not self._lines:
+            return False
+        self._lines.popleft()
+        self.hidden += 1
+        return True
+
     def render(self, hint: str = "") -> str:
         """The visible text; a first line says how many lines are hidden (and ``hint``)."""
+        visible = self.visible()
+        if self.hidden:
+            return f"[{self.hidden:,} earlier lines not shown{hint}]" + (f"\n{visible}" if visible else "")
+        return visible
+
+    def visible(self) -> str:
+        """The lines shown now, the one being written last."""
         lines = list(self._lines)
         if self._line:
             lines.append(self._line)
-        if self.hidden:
-            lines.insert(0, f"[{self.hidden:,} earlier lines not shown{hint}]")
         return "\n".join(lines)
 
     def _skip(self, data: bytes) -> None:

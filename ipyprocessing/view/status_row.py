@@ -1,16 +1,24 @@
-"""The live status row of a ``%%process`` cell and the child's output below it, in a kernel.
+"""What a ``%%process`` cell shows in a kernel: a live status row, and below it everything the child shows.
 
-Built from standard ipywidgets (HBox, HTML, Button), so it renders in
-JupyterLab, Notebook 7 and VS Code with no front-end build. Every part has a
-CSS class (``ipyprocessing-state`` ...) so a theme or a test can find it; the
-state widget's value is exactly the repr's word (``started``,
-``stopped[SIGTERM]``; ``pending`` and ``lost`` for a remote cell). The row
-changes by itself: the core's ``exited`` event, a remote cell's news that a
-worker runs it (its pid and host), and the session's sampler (elapsed time,
-CPU, memory) update it from their threads (ipykernel forwards such sends to
-its IO thread). The output is not a widget: it is a display in the
-originating cell (see :mod:`.iopub`), fed through :class:`~.output.Tail` and
-coalesced by :class:`~.throttle.Throttle`.
+Built from standard ipywidgets (VBox, HBox, HTML, Button, Output), so it
+renders in JupyterLab, Notebook 7 and VS Code with no front-end build. Every
+part has a CSS class (``ipyprocessing-state`` ...) so a theme or a test can find
+it; the state widget's value is exactly the repr's word (``started``,
+``stopped[SIGTERM]``; ``pending`` and ``lost`` for a remote cell).
+
+While the child runs, its outputs (streams, displays, plots, its widgets, the
+last expression's result, tracebacks; see :mod:`.outputs`) live in an
+``Output`` widget below the row: kernel-side state, so a page reloaded (or a
+second front end) shows them and keeps following. They are coalesced by the
+:class:`~.throttle.Throttle`, which paces itself by their size. When the child
+has ended, the cell's display becomes a static record of how it ended, the
+outputs become the cell's own outputs (plain nbformat outputs, which a saved
+notebook keeps and any viewer shows), and the widgets close.
+
+The row changes by itself: the core's ``exited`` event, a remote cell's news
+that a worker runs it (its pid and host), and the session's sampler (elapsed
+time, CPU, memory) update it from their threads (ipykernel forwards such sends
+to its IO thread).
 """
 
 from __future__ import annotations
@@ -26,36 +34,39 @@ from ipywidgets.widgets.widget_string import HTMLStyle
 
 from .. import settings
 from ..cell.handle import CellHandle
+from ..cell.messages import Clear, CommClose, CommMsg, CommOpen, Display, Error, Result
 from ..session import Entry, Session, current
 from ..words import describe_exit, format_bytes, format_elapsed, pid_text, state_word
+from .comms import CommRelay
 from .iopub import CellChannel
-from .output import Tail
-from .throttle import Throttle
+from .outputs import CellOutputs
+from .throttle import INTERVAL, Throttle
 
-__all__ = ["StatusBox", "WidgetView"]
+__all__ = ["CellBox", "WidgetView"]
 
 _TERMINATED = "terminated from the Terminate button"
 _KILLED = "killed from the Kill button"
 _KILL_NOTE = "still running 2 s after SIGTERM: click Kill to send SIGKILL"
 _WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+#: Bytes of outputs sent per second at most while they flood: a big output list is sent less often.
+_SEND_RATE = 4 << 20
 
 
-class StatusBox(ipywidgets.HBox):
-    """The status row; where widgets cannot render (nbconvert, a console), its text says the same."""
+class CellBox(ipywidgets.VBox):
+    """The status row and the outputs; where widgets cannot render (nbconvert, a console), text says so."""
 
     def __init__(self, children: list[ipywidgets.Widget], view: WidgetView) -> None:
-        super().__init__(children, layout=ipywidgets.Layout(align_items="center", flex_flow="row wrap"),
-                         _dom_classes=("ipyprocessing-status",))
+        super().__init__(children, _dom_classes=("ipyprocessing-cell",))
         self._view = view
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        # Built here rather than by HBox, whose text form is a repr of every child: slow and unreadable.
+        # Built here rather than by VBox, whose text form is a repr of every child: slow and unreadable.
         return {"text/plain": self._view.text(),
                 _WIDGET_MIME: {"version_major": 2, "version_minor": 0, "model_id": self.model_id}}
 
 
 class WidgetView:
-    """Status row plus output display for one process, tied to the cell that started it.
+    """Status row plus outputs for one process, tied to the cell that started it.
 
     The row is built when shown, after the start, so it is sent to the front
     end once with its pid and state rather than built and then corrected. It
@@ -71,27 +82,28 @@ class WidgetView:
         self._channel = channel
         self._throttle = throttle
         self._session = session or current()
-        self._hint = hint
         self._lock = threading.Lock()
         # Filled by the monitor thread without a lock (deque appends and pops are atomic): a flood
         # delivers a chunk per pipe read, 100k of them for 100 MB, so each must cost next to nothing.
-        self._pending: collections.deque[tuple[str, bytes]] = collections.deque()
+        self._pending: collections.deque[tuple[Any, ...]] = collections.deque()
         self._marked = False
-        self._tail = Tail(settings.current().tail_lines)
+        self._outputs = CellOutputs(settings.current().tail_lines, hint=hint)
+        self.comms = CommRelay(process, channel, throttle)
+        self.flush_interval = INTERVAL
         self._shown = False
         self._exitcode: int | None = None
         self._ended = False
         self._entry: Entry | None = None
         self._figures = {"exitcode": "exit code -", "elapsed": "", "resources": ""}
         self._note = ""
-        self.box: StatusBox | None = None
+        self.box: CellBox | None = None
 
     def show(self) -> None:
         """Build the row and display it in the current cell; call in the cell, after ``start()``."""
         self._entry = self._session.entry(self.process)
         with self._lock:
             self._build()
-        display(self.box)
+        display(self.box, display_id=self._channel.display_id)
         with self._lock:
             self._shown = True
         self._throttle.mark(self)
@@ -103,13 +115,29 @@ class WidgetView:
         line = f"{process.name} (pid {pid_text(process)}): {self._state_word()}"
         return f"{line}; {self._note}" if self._note else line
 
-    # -- called from the core's monitor thread --------------------------------
+    # -- called from the core's monitor thread (the relay thread for a remote cell) --------------
 
     def output(self, stream: str, data: bytes) -> None:
-        self._pending.append((stream, data))
-        if not self._marked:
-            self._marked = True
-            self._throttle.mark(self)
+        self._queue(("stream", stream, data))
+
+    def received(self, message: tuple[Any, ...]) -> None:
+        """A message of the child's shell (see :mod:`ipyprocessing.cell.messages`)."""
+        if isinstance(message, Display):
+            display_id = message.transient.get("display_id")
+            self._queue(("display", message.data, message.metadata,
+                         None if display_id is None else f"{id(self)}-{display_id}", message.update))
+        elif isinstance(message, Result):
+            self._queue(("result", message.data, message.metadata, self.process.execution_count))
+        elif isinstance(message, Error):
+            self._queue(("error", message.ename, message.evalue, message.traceback))
+        elif isinstance(message, Clear):
+            self._queue(("clear", message.wait))
+        elif isinstance(message, CommOpen):
+            self.comms.opened(message)
+        elif isinstance(message, CommMsg):
+            self.comms.sent(message)
+        elif isinstance(message, CommClose):
+            self.comms.closed(message)
 
     def running(self) -> None:
         """A remote cell now runs on a worker: show its pid and host, and that it started."""
@@ -119,13 +147,16 @@ class WidgetView:
                 self.state.value = self._state_word()
 
     def exited(self, exitcode: int | None, note: str) -> None:
+        """The child has ended: its final record replaces the row, its outputs become the cell's own."""
         self.flush()
         with self._lock:
             self._exitcode, self._ended = exitcode, True
             self._figures["exitcode"] = "no exit code" if exitcode is None else f"exit code {exitcode}"
             self._figures["elapsed"] = format_elapsed(self.process.elapsed)
+            self._figures["resources"] = ""
             self._note = note
-            if self.box is not None:
+            shown = self._shown
+            if self.box is not None:  # the row's last state, for a front end that watches it
                 self.name.value = self._name_html()  # a remote cell stopped while pending has no pid
                 self.state.value = self._state_word()
                 self.figures.value = self._figures_html()
@@ -133,22 +164,34 @@ class WidgetView:
                 self.button.description = "Terminate"
                 self.button.disabled = True
                 self.note.value = html.escape(note)
+        self.comms.close_all()
+        if not shown:
+            return  # the row was never displayed (show() raised): there is nothing to replace
+        self._channel.update_display(self._record())
+        for output in self._outputs.outputs(final=True, widget_text=self.comms.widget_text):
+            self._channel.publish_output(output)
+        with self._lock:
+            for widget in (self.name, self.state, self.figures, self.button, self.note, self.row,
+                           self.output_widget, self.box):
+                widget.close()
 
     # -- called from the throttle and sampler threads -------------------------
 
     def flush(self) -> None:
-        """Show the output that arrived since the last flush (the tail of it)."""
+        """Show the outputs that arrived since the last flush (within the limits)."""
         with self._lock:
-            if not self._shown:
+            if not self._shown or self._ended:
                 return
-            self._marked = False  # before draining: a chunk appended from now on marks again
-            pending = []
+            self._marked = False  # before draining: an event queued from now on marks again
+            events = []
             while self._pending:
-                pending.append(self._pending.popleft())
-            if not pending:
+                events.append(self._pending.popleft())
+            if not events:
                 return
-            self._tail.feed(pending)
-            self._channel.show_text(self._tail.render(self._hint))
+            self._outputs.apply(events)
+            outputs = tuple(self._outputs.outputs())
+            self._channel.as_cell(lambda: setattr(self.output_widget, "outputs", outputs))
+            self.flush_interval = max(INTERVAL, self._outputs.size() / _SEND_RATE)
 
     def tick(self) -> bool:
         """Refresh the elapsed time and the sampled figures; False once the process has ended."""
@@ -176,22 +219,44 @@ class WidgetView:
                 self._note = _KILL_NOTE
                 self.note.value = html.escape(self._note)
 
+    # -- internals ------------------------------------------------------------------------
+
+    def _queue(self, event: tuple[Any, ...]) -> None:
+        self._pending.append(event)
+        if not self._marked:
+            self._marked = True
+            self._throttle.mark(self)
+
     def _build(self) -> None:
         # One layout and one label style shared by the row's parts: fewer models to send.
         shared = {"layout": ipywidgets.Layout(margin="0 0.8em 0 0")}
         labels = {**shared, "style": HTMLStyle()}
-        finished = self._ended
         self.name = _html(self._name_html(), "name", labels)
         self.state = _html(self._state_word(), "state", labels)
         self.figures = _html(self._figures_html(), "figures", labels)
-        if finished:
-            self.figures.tooltip = describe_exit(self._exitcode)
         self.button = ipywidgets.Button(description="Terminate", button_style="danger", icon="stop",
-                                        tooltip="Send SIGTERM to this process", disabled=finished,
+                                        tooltip="Send SIGTERM to this process",
                                         _dom_classes=("ipyprocessing-terminate",), **shared)
         self.button.on_click(self._on_click)
         self.note = _html(html.escape(self._note), "note", labels)
-        self.box = StatusBox([self.name, self.state, self.figures, self.button, self.note], self)
+        self.row = ipywidgets.HBox([self.name, self.state, self.figures, self.button, self.note],
+                                   layout=ipywidgets.Layout(align_items="center", flex_flow="row wrap"),
+                                   _dom_classes=("ipyprocessing-status",))
+        self.output_widget = ipywidgets.Output(_dom_classes=("ipyprocessing-output",))
+        self.box = CellBox([self.row, self.output_widget], self)
+
+    def _record(self) -> dict[str, Any]:
+        """The cell's final record in plain mime types: it reads the same in a saved notebook."""
+        process = self.process
+        figures = " · ".join(text for text in self._figures.values() if text)
+        text = f"{process.name} (pid {pid_text(process)}): {self._state_word()} · {figures}"
+        if self._note:
+            text += f"; {self._note}"
+        note = f' · <span class="ipyprocessing-note">{html.escape(self._note)}</span>' if self._note else ""
+        markup = (f'<div class="ipyprocessing-record" title="{html.escape(describe_exit(self._exitcode))}">'
+                  f'{self._name_html()} <b class="ipyprocessing-state">{html.escape(self._state_word())}</b>'
+                  f" · {self._figures_html()}{note}</div>")
+        return {"text/plain": text, "text/html": markup}
 
     def _state_word(self) -> str:
         return state_word(self.process, self._exitcode, self._ended)

@@ -3,8 +3,11 @@
 The same information as the widget, as text lines: ``[name] started``, the
 child's output as it comes, ``[name] exited with code N``; for a remote cell
 also ``[name] running, pid N on tcp://...`` once a worker runs it, and
-``[name] lost: ...`` if its worker dies. The streams are the
-ones current when the cell ran, so output goes where the cell's output went.
+``[name] lost: ...`` if its worker dies. What the child displays prints in its
+text form (a figure as ``<Figure size 640x480 with 1 Axes>``, a DataFrame as
+its table), the last expression's value as ``Out[N]: ...``, and a traceback
+as IPython writes it. The streams are the ones current when the cell ran, so
+output goes where the cell's output went.
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ from __future__ import annotations
 import codecs
 import sys
 import threading
-from typing import TextIO
+from typing import Any, TextIO
 
 import processing
 
 from ..cell.handle import CellHandle
+from ..cell.messages import Display, Error, Result
 from ..words import pid_text, state_word
 
 __all__ = ["TextView"]
@@ -48,6 +52,29 @@ class TextView:
     def output(self, stream: str, data: bytes) -> None:
         with self._lock:
             self._print(stream, self._decoders[stream].decode(data))
+
+    def received(self, message: tuple[Any, ...]) -> None:
+        """What the child's shell shows, in text (a widget's own messages mean nothing here)."""
+        if isinstance(message, Display) and not message.update:
+            text = message.data.get("text/plain")
+            if text is not None:
+                with self._lock:
+                    self._print("stdout", f"{text}\n")
+        elif isinstance(message, Result):
+            shown = message.data.get("text/plain", "")
+            with self._lock:
+                self._print("stdout", f"Out[{self.process.execution_count}]: {shown}\n")
+        elif isinstance(message, Error):
+            text = "\n".join(message.traceback) if self._colours() else message.plain()
+            with self._lock:
+                self._print("stderr", text + "\n")
+
+    def _colours(self) -> bool:
+        isatty = getattr(self._streams["stderr"], "isatty", None)
+        try:
+            return bool(isatty and isatty())
+        except (OSError, ValueError):
+            return False
 
     def running(self) -> None:
         """A remote cell now runs on a worker: say where (before ``show()``, its line will say it)."""

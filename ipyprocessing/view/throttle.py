@@ -42,7 +42,8 @@ class Throttle:
         with self._condition:
             if target in self._due:
                 return
-            earliest = self._last.get(target, -self.interval) + self.interval
+            interval = getattr(target, "flush_interval", self.interval)  # a big target may ask for longer
+            earliest = self._last.get(target, -interval) + interval
             self._due[target] = max(time.monotonic(), earliest)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="ipyprocessing-throttle", daemon=True)

@@ -19,12 +19,11 @@ from .. import messaging
 from .. import process as _process
 from ..channel import ChildChannel, read_payload
 from . import guard
+from .spec import ChildOptions, Payload  # here, so that the fork server has them when a payload comes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-
-    from .spec import ChildOptions
 
 __all__ = ["enter_group", "rehearse", "run_forked", "spawn_main"]
 
@@ -69,7 +68,6 @@ def rehearse() -> None:
     work once while idle moves most of those faults out of the start-up path.
     """
     from ..serialization import dumps
-    from .spec import ChildOptions, Payload
 
     sample = _process.Process(target=lambda: None, args=(0,), kwargs={"k": ""})
     options = ChildOptions(b"", False, False, False, None, None, 0)

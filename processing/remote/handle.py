@@ -318,6 +318,10 @@ class RemoteProcess(ProcessHandle):
             logs.report("%s: an object sent by the remote child cannot be loaded here (%s: %s); "
                         "it was dropped", self._name, type(error).__name__, error)
             return
+        self._received(obj)
+
+    def _received(self, obj: object) -> None:
+        """An object the child sent (on the relay thread): kept in ``messages``, and announced."""
         self.messages.append(obj)
         events.message(self, obj)
 

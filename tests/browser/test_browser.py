@@ -79,9 +79,12 @@ def test_terminate_in_jupyterlab_and_the_panel_follows(page: Any) -> None:
     expect(plain_row.locator(".ipyprocessing-memory")).to_contain_text("MB")  # the first resource sweep
     screenshot(page, "browser-panel-running.png")
 
-    # Terminate from the cell: the status widget and, by itself, the panel's row.
+    # Terminate from the cell: its row becomes the static record of how it ended and, by itself, the
+    # panel's row follows.
+    cell_output = page.locator(".jp-Notebook .jp-Cell").nth(1)  # the %%process cell
     status.get_by_role("button", name="Terminate").click()
-    expect(status.locator(".ipyprocessing-state")).to_have_text("stopped[SIGTERM]")
+    expect(cell_output.locator(".ipyprocessing-record .ipyprocessing-state")).to_have_text("stopped[SIGTERM]")
+    expect(page.locator(".ipyprocessing-status")).to_have_count(0)  # the live row is gone
     expect(cell_row.locator(".ipyprocessing-state")).to_have_text("stopped[SIGTERM]")
     expect(cell_row.get_by_role("button", name="Terminate")).to_be_disabled()
 

@@ -73,7 +73,9 @@ def test_the_childs_output_updates_in_its_own_cell_while_another_runs(page: tupl
     talker, waiter = notebook_cells.nth(1), notebook_cells.nth(2)
     expect(waiter.locator(".jp-InputArea-prompt")).to_have_text("[*]:")  # the third cell is running
     expect(talker.locator(".ipyprocessing-state")).to_have_text("started")
-    shown = talker.locator(".jp-OutputArea-output").filter(has_text="first line")
+    # What the child printed, as the cell's Output widget renders it: stdout text.
+    shown = talker.locator(".ipyprocessing-output [data-mime-type='application/vnd.jupyter.stdout']").filter(
+        has_text="first line")
     expect(shown).to_contain_text("progress")
     before = shown.inner_text()
     expect(shown).not_to_have_text(before)  # it updates by itself
@@ -85,4 +87,8 @@ def test_the_childs_output_updates_in_its_own_cell_while_another_runs(page: tupl
     release.touch()
     expect(waiter.locator(".jp-OutputArea-output")).to_have_text("third cell done")
     talker.get_by_role("button", name="Terminate").click()
-    expect(talker.locator(".ipyprocessing-state")).to_have_text("stopped[SIGTERM]")
+    # The live row becomes the static record of the end, and the child's output the cell's own.
+    expect(talker.locator(".ipyprocessing-record .ipyprocessing-state")).to_have_text("stopped[SIGTERM]")
+    kept = talker.locator("[data-mime-type='application/vnd.jupyter.stdout']").filter(has_text="first line")
+    expect(kept).to_contain_text("progress")
+    expect(talker.locator(".ipyprocessing-output")).to_have_count(0)

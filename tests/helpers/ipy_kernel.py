@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import json
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -35,6 +36,8 @@ class Kernel:
         self._condition = threading.Condition()
         self._iopub: list[Message] = []
         self._replies: dict[str, Message] = {}
+        #: The execution count (In[N]) of the cells a test noted by request id.
+        self.numbers: dict[str, int] = {}
         self._stop = threading.Event()
         self._reader = threading.Thread(target=self._read_iopub, name="test-iopub", daemon=True)
         self._reader.start()
@@ -160,9 +163,19 @@ class Kernel:
         return self.wait_for(lambda m: widget_state(m, comm_id).get(key, object()) == value, timeout)
 
     def display_texts(self, msg_id: str) -> list[str]:
-        """The texts the child's output display of cell ``msg_id`` showed, in order."""
-        return [m["content"]["data"]["text/plain"] for m in self.messages(msg_id, *DISPLAY_TYPES)
-                if "display_id" in m["content"].get("transient", {})]
+        """What the child's outputs in cell ``msg_id`` showed as text, message by message, in order."""
+        return [shown(m) for m in self.messages(msg_id) if is_output_of(m, msg_id)]
+
+    def outputs_of(self, msg_id: str) -> list[dict[str, Any]]:
+        """The child's outputs in cell ``msg_id`` as they stand now (nbformat dicts): those of its Output
+        widget's last state while it runs, then the cell's own outputs once it has ended."""
+        final = [output_dict(m) for m in self.messages(msg_id, *_OUTPUT_TYPES) if not _is_status(m)]
+        if final:
+            return final
+        states = [m["content"]["data"]["state"]["outputs"] for m in self.messages(msg_id)
+                  if m["msg_type"] in ("comm_open", "comm_msg")
+                  and "outputs" in m["content"].get("data", {}).get("state", {})]
+        return list(states[-1]) if states else []
 
     def _read_iopub(self) -> None:
         while not self._stop.is_set():
@@ -192,10 +205,38 @@ def is_reply_idle(message: Message, msg_id: str) -> bool:
             and message["content"]["execution_state"] == "idle")
 
 
+_OUTPUT_TYPES = ("stream", "display_data", "execute_result", "error")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _is_status(message: Message) -> bool:
+    """The cell's own status display (and its final record), which carry the cell's display id."""
+    return "display_id" in message["content"].get("transient", {})
+
+
 def is_output_of(message: Message, msg_id: str) -> bool:
-    """A display message of the child's output (it has a display_id) for cell ``msg_id``."""
-    return (message["msg_type"] in DISPLAY_TYPES and parent_of(message) == msg_id
-            and "display_id" in message["content"].get("transient", {}))
+    """A message carrying the child's outputs in cell ``msg_id``: an update of the Output widget that holds
+    them while it runs, or one of the outputs the cell keeps once it has ended."""
+    if parent_of(message) != msg_id:
+        return False
+    if message["msg_type"] in ("comm_open", "comm_msg"):
+        return bool(message["content"].get("data", {}).get("state", {}).get("outputs"))
+    return message["msg_type"] in _OUTPUT_TYPES and not _is_status(message)
+
+
+def output_dict(message: Message) -> dict[str, Any]:
+    """An output message as the nbformat output dict a notebook saves."""
+    return {"output_type": message["msg_type"], **message["content"]}
+
+
+def output_text(output: dict[str, Any]) -> str:
+    """What one nbformat output shows as text."""
+    kind = output["output_type"]
+    if kind == "stream":
+        return output["text"]
+    if kind == "error":
+        return _ANSI.sub("", "\n".join(output["traceback"])) + "\n"
+    return str(output.get("data", {}).get("text/plain", "")) + "\n"
 
 
 _STRAYS = """[c.pid for c in __import__('psutil').Process().children()
@@ -258,5 +299,8 @@ def tidy(kernel: Kernel) -> list[str]:
 
 
 def shown(message: Message) -> str:
-    """The text a display message shows."""
-    return message["content"]["data"]["text/plain"]
+    """The text an output message shows: all the outputs of an Output widget's update, or one output."""
+    state = message["content"].get("data", {}).get("state", {})
+    if message["msg_type"] in ("comm_open", "comm_msg") and "outputs" in state:
+        return "".join(output_text(output) for output in state["outputs"]).rstrip("\n")
+    return output_text(output_dict(message)).rstrip("\n")

@@ -11,8 +11,8 @@ import types
 import pytest
 
 from ipyprocessing.cell.handle import CellProcess
-from ipyprocessing.cell.namespace import NamespaceError, globals_used, ship
-from ipyprocessing.cell.target import CellTarget
+from ipyprocessing.cell.namespace import NamespaceError, globals_used, names_in_magics, ship
+from ipyprocessing.cell.target import CellTarget, ShellSettings
 from ipyprocessing.view import output
 from ipyprocessing.view.output import OutputLog, Tail
 from ipyprocessing.view.throttle import Throttle
@@ -134,11 +134,26 @@ def test_globals_used_reads_loads_in_nested_code_but_not_attributes() -> None:
 def test_ship_sends_used_values_and_modules_by_name() -> None:
     value = [1, 2]
     user_ns = {"m": sys, "value": value, "shared": value, "In": [], "__name__": "__main__", "other": object()}
-    shipment = ship(user_ns, {"m", "value", "shared", "In", "__name__", "print"}, [],
-                    hidden={"In": user_ns["In"]}, method="spawn")
-    assert shipment.modules == {"m": "sys"}
+    shipment, files = ship(user_ns, {"m", "value", "shared", "In", "__name__", "print"}, [],
+                           hidden={"In": user_ns["In"]}, method="spawn")
+    assert shipment.modules == {"m": "sys"} and files == set()
     values = pickle.loads(shipment.values)
     assert values == {"value": [1, 2], "shared": [1, 2]} and values["value"] is values["shared"]
+
+
+def test_ship_sends_names_in_magics_when_it_can_and_the_files_of_functions() -> None:
+    source = "def f(x):\n    return x\n"
+    namespace: dict = {}
+    exec(compile(source, "/tmp/ipykernel_0/cell.py", "exec"), namespace)
+    user_ns = {"f": namespace["f"], "x": 3, "folder": "/tmp", "lock": threading.Lock(), "unused": 1}
+    transformed = ("get_ipython().run_line_magic('time', 'f(x)')\n"
+                   "get_ipython().system('ls {folder} $lock')\n"
+                   "get_ipython().run_line_magic('env', 'A=1')\n")
+    optional = names_in_magics(transformed)
+    assert {"f", "x", "folder", "lock"} <= optional and "A" not in optional and "unused" not in optional
+    shipment, files = ship(user_ns, set(), [], hidden={}, method="spawn", optional=optional)
+    assert set(pickle.loads(shipment.values)) == {"f", "x", "folder"}  # the lock cannot go: skipped
+    assert files == {"/tmp/ipykernel_0/cell.py"}
 
 
 def test_ship_names_what_cannot_be_sent() -> None:
@@ -152,7 +167,7 @@ def test_ship_names_what_cannot_be_sent() -> None:
 
 
 def test_a_cell_process_sends_none_of_its_parent_side_state() -> None:
-    target = CellTarget(b"", "", "<cell>", ("x",), namespace=None)
+    target = CellTarget("", ShellSettings(1, None, None, {}, False), ("x",), namespace=None)
     process = CellProcess(target, user_ns={"big": object()})
     state = process.__getstate__()
     assert not {"_log", "_view", "_user_ns", "_timer", "pulled"} & set(state)

@@ -10,7 +10,7 @@ from support import run_python
 pytestmark = pytest.mark.timeout(60)
 
 SCRIPT = """
-import json, marshal
+import json
 from traitlets.config import Config
 from IPython.core.interactiveshell import InteractiveShell
 
@@ -21,7 +21,7 @@ shell = InteractiveShell.instance(config=config)
 shell.run_line_magic("load_ext", "ipyprocessing")
 from ipyprocessing import settings
 from ipyprocessing.cell.handle import CellProcess
-from ipyprocessing.cell.target import CellTarget
+from ipyprocessing.cell.target import CellTarget, ShellSettings
 from ipyprocessing.view.output import Tail
 
 loaded = settings.current()
@@ -29,8 +29,8 @@ shell.run_line_magic("config", "ProcessSettings.max_stopped = 7")
 shell.run_line_magic("config", "ProcessSettings.refresh_period = -1")  # traitlets logs why, and keeps it
 refused = loaded.refresh_period == 0.25
 shell.run_line_magic("config", "ProcessSettings.spill_bytes = 10")
-code = marshal.dumps(compile("", "<cell>", "exec"))
-cell = CellProcess(CellTarget(code, "", "<cell>", namespace={}), user_ns={}, method="fork")
+cell = CellProcess(CellTarget("", ShellSettings(1, None, None, {}, False), namespace={}), user_ns={},
+                   method="fork")
 tail = Tail(loaded.tail_lines)
 tail.feed([("stdout", b"".join(b"line %d\\n" % i for i in range(10)))])
 print(json.dumps({
