@@ -25,18 +25,31 @@ from .process import (
 )
 
 __all__ = [
+    "Array",
     "AuthenticationError",
+    "Barrier",
+    "BoundedSemaphore",
     "Client",
+    "Condition",
+    "Event",
+    "JoinableQueue",
     "Listener",
+    "Lock",
+    "Manager",
     "Pipe",
     "Process",
     "ProcessError",
     "ProcessHandle",
     "ProcessStateError",
+    "Queue",
+    "RLock",
     "RemoteProcess",
     "SchedulerUnreachableError",
+    "Semaphore",
+    "SimpleQueue",
     "Subscription",
     "TargetPicklingError",
+    "Value",
     "activeChildren",
     "active_children",
     "connection",
@@ -61,9 +74,12 @@ __all__ = [
 
 __version__ = "0.1.0"
 
-#: Public names imported on first use: the connection machinery, the fork server's client and the
-#: remote handle cost imports that most programs never need.
+#: Public names imported on first use: the connection machinery, the primitives, the fork server's
+#: client and the remote handle cost imports that most programs never need.
 _LAZY = {
+    **{name: ("primitives", name) for name in (
+        "Array", "Barrier", "BoundedSemaphore", "Condition", "Event", "JoinableQueue", "Lock", "Manager",
+        "Queue", "RLock", "Semaphore", "SimpleQueue", "Value")},
     "connection": ("connection", None),
     "Client": ("connection", "Client"),
     "Listener": ("connection", "Listener"),

@@ -2,12 +2,53 @@
 
 from __future__ import annotations
 
+import fcntl  # here, not at the first captured start: at the descriptor limit an import fails
 import os
 import select
 import socket
+import threading
 import time
 
-__all__ = ["close_all", "enlarge_pipe", "process_sentinel", "read_exact", "wait_readable"]
+__all__ = ["close_all", "enlarge_pipe", "hand_over", "process_sentinel", "read_exact", "wait_readable"]
+
+#: Descriptors on their way to a child being started, with the thread starting it. Between their
+#: creation and the parent's close a fork from another thread would copy them into a child that has
+#: nothing to do with them: there they would hold a status or output pipe open, and whoever waits for
+#: its end would wait for that unrelated child. (Dict updates are atomic: no lock, none to inherit.)
+_in_flight: dict[int, int] = {}
+
+
+def hand_over(fd: int) -> int:
+    """Note ``fd`` as a descriptor this thread hands to the child it starts; returns it."""
+    _in_flight[fd] = threading.get_ident()
+    return fd
+
+
+def _drop_foreign_in_flight() -> None:
+    """In a forked child: let go of what other threads were handing to their children.
+
+    The forking thread's own (the new child's, under fork) stay. Each is
+    replaced by /dev/null rather than closed, so that its number stays taken
+    until whatever object owns it closes it.
+    """
+    me = threading.get_ident()
+    foreign = [fd for fd, owner in _in_flight.items() if owner != me]
+    if not foreign:
+        return
+    try:
+        null = os.open(os.devnull, os.O_RDWR)
+    except OSError:
+        return
+    for fd in foreign:
+        try:
+            os.dup2(null, fd, inheritable=False)
+        except OSError:
+            pass
+        del _in_flight[fd]
+    os.close(null)
+
+
+os.register_at_fork(after_in_child=_drop_foreign_in_flight)
 
 
 def wait_readable(fd: int, timeout: float | None) -> bool:
@@ -22,24 +63,20 @@ def wait_readable(fd: int, timeout: float | None) -> bool:
     return bool(poller.poll(ms))
 
 
-def process_sentinel(pid: int) -> int | None:
+def process_sentinel(pid: int) -> int:
     """A pidfd for ``pid`` (Linux 5.3+): readable once the process has exited.
 
-    Returns None where pidfds do not exist; callers then use a pipe that the
-    child holds open for its whole life.
+    Callers use it where ``os.pidfd_open`` exists, else a pipe that the child
+    holds open for its whole life.
+
+    Raises:
+        OSError: no pidfd (the process is at its descriptor limit, say).
     """
-    if not hasattr(os, "pidfd_open"):
-        return None
-    try:
-        return os.pidfd_open(pid)
-    except OSError:
-        return None
+    return os.pidfd_open(pid)
 
 
 def enlarge_pipe(fd: int, size: int = 1 << 18) -> None:
     """Give a capture pipe room (Linux), so a flooding child blocks less while reads are batched."""
-    import fcntl
-
     if hasattr(fcntl, "F_SETPIPE_SZ"):
         try:
             fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, size)
@@ -51,6 +88,7 @@ def close_all(*fds: int | None) -> None:
     """Close each descriptor given (None and negative numbers are skipped); errors are ignored."""
     for fd in fds:
         if fd is not None and fd >= 0:
+            _in_flight.pop(fd, None)
             try:
                 os.close(fd)
             except OSError:

@@ -48,6 +48,7 @@ class ChildChannel:
     """The child's end: sends signed messages to the parent from any thread, and receives the parent's."""
 
     def __init__(self, sock: socket.socket, key: bytes, challenge: bytes) -> None:
+        self.pid = os.getpid()  # the one process that may use it (not an os.fork() copy)
         self._sock = sock
         self._signer = frames.Signer(key, challenge)
         self._checker = frames.Signer(key, challenge + _DOWN)

@@ -65,8 +65,10 @@ class Listener:
     ) -> None:
         self._key = _key(authkey)
         self._listener = _stdlib.Listener(address, family, backlog)
-        if self._listener._listener._family == "AF_UNIX":  # type: ignore[attr-defined]
-            os.chmod(self._listener.address, 0o600)
+        address = self._listener.address
+        abstract = isinstance(address, (str, bytes)) and address[:1] in ("\0", b"\0")
+        if self._listener._listener._family == "AF_UNIX" and not abstract:  # type: ignore[attr-defined]
+            os.chmod(address, 0o600)  # an abstract address (Linux) has no file, and no mode to set
 
     @property
     def address(self) -> Any:

@@ -8,6 +8,8 @@ new child.
 
 from __future__ import annotations
 
+import os
+
 from .errors import ProcessStateError
 
 TYPE_CHECKING = False
@@ -52,6 +54,13 @@ def _channel(action: str) -> ChildChannel:
     if channel is None:
         raise ProcessStateError(
             f"{action}() works only inside a child started by processing; this process has no parent channel"
+        )
+    if channel.pid != os.getpid():
+        # The channel's frames are numbered: a copy writing or reading on it would break the stream
+        # for the child itself, so the copy is refused and the child's own messages still arrive.
+        raise ProcessStateError(
+            f"{action}() works only in the child processing started (pid {channel.pid}), not in a copy "
+            f"of it made by os.fork() (pid {os.getpid()}); start the copy as a processing.Process instead"
         )
     return channel
 

@@ -104,18 +104,27 @@ class _Monitor:
 
     def _run(self) -> None:
         assert self._selector is not None
-        registered = self._selector.get_map()
         while True:
             timeout = None
             if self._parked:
                 timeout = max(0.0, min(due for due, _ in self._parked.values()) - time.monotonic())
-            for key, _ in self._selector.select(timeout):
-                # An earlier handler in this batch may have closed this descriptor
-                # (and the number may even be in use again): act only on live keys.
-                if registered.get(key.fd) is key:
-                    events.guarded(key.data, key.fd)
+            self._handle(self._selector.select(timeout))
             if self._parked:
                 self._unpark_due()
+
+    def _handle(self, ready: list[tuple[selectors.SelectorKey, int]]) -> None:
+        """Handle one batch of ready descriptors.
+
+        A method of its own so that nothing of the batch outlives it: a loop
+        variable left in ``_run`` would keep the last child's process object
+        alive after its owner closed and dropped it.
+        """
+        registered = self._selector.get_map()
+        for key, _ in ready:
+            # An earlier handler in this batch may have closed this descriptor
+            # (and the number may even be in use again): act only on live keys.
+            if registered.get(key.fd) is key:
+                events.guarded(key.data, key.fd)
 
     def _register(self, record: Watch) -> None:
         popen = record.popen

@@ -192,6 +192,9 @@ class Process(ProcessHandle):
             detached=self._detached,
         )
         self._popen = launch.popen_class(method)(spec)
+        # The child has its own copy now: as CPython's since bpo-30775, let a large argument go
+        # as soon as the caller drops it.
+        self._target, self._args, self._kwargs = None, (), {}
         _children.add(self)
         self._watch = monitor.watch(self, self._popen, self._output, self._received)
 
@@ -474,6 +477,16 @@ def cannot_send(process: Process, method: str, error: BaseException) -> TargetPi
         culprit = f"its {label}, {short_repr(value)},"
     else:
         culprit = f"the {type(process).__name__} object itself"
+    from .launch.stdlib import fork_context_error
+
+    if fork_context_error(error):
+        return TargetPicklingError(
+            f"cannot start {process._name} with the {method!r} start method: {culprit} is a "
+            "multiprocessing primitive made by the 'fork' context (multiprocessing's default on "
+            "Linux before Python 3.14), whose semaphore is unlinked at once, so a fresh child cannot "
+            "open it. Make it with multiprocessing.get_context('forkserver').Lock() (or 'spawn', or "
+            "the same for Queue, Event ...), or processing.Lock(), or start with method='fork'."
+        )
     return TargetPicklingError(
         f"cannot start {process._name} with the {method!r} start method: {culprit} cannot be "
         f"sent to the child ({type(error).__name__}: {error}). Pass something picklable "
@@ -540,8 +553,16 @@ class _Children:
         return children
 
     def reset_after_fork(self) -> None:
-        """In a forked child: a fresh lock (a thread of the parent may hold it); the children stay."""
+        """In any forked copy of this process: a fresh lock (a thread of the parent may hold it), and
+        none of the parent's children.
+
+        They stay the parent's: a copy made by ``os.fork()`` must neither wait for them at its exit
+        nor read the exit statuses the parent is owed, so it lets go of their descriptors.
+        """
         self._lock = threading.Lock()
+        for inherited in self.clear():
+            if inherited._popen is not None:
+                inherited._popen.release_in_child()
 
 
 _current_process: Process = _MainProcess()
@@ -552,9 +573,7 @@ os.register_at_fork(after_in_child=_children.reset_after_fork)
 def become_current(process: Process) -> None:
     """In a new child: make ``process`` the current process, with no children of its own yet."""
     global _current_process
-    for inherited in _children.clear():
-        if inherited._popen is not None:
-            inherited._popen.release_in_child()
+    _children.reset_after_fork()  # a fork server's child, or a fork child whose hook did this already
     _current_process = process
     reset_local_state(process)
 

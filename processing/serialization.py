@@ -14,10 +14,12 @@ along).
 
 from __future__ import annotations
 
+import copyreg
 import io
 import pickle
 import sys
 import types
+from multiprocessing.reduction import ForkingPickler
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -58,7 +60,25 @@ def _by_reference_is_unsafe(obj: object) -> bool:
     return module in ("__main__", "__mp_main__", None) or "<" in qualname
 
 
+def _stdlib_reducers() -> dict[type, Any]:
+    """copyreg's reducers and those multiprocessing registers (Connection, socket, method, partial).
+
+    Built afresh for each pickler, as ``ForkingPickler`` does, so that a reducer
+    registered later (importing ``multiprocessing.connection``) is seen. With
+    them, a Connection or a socket hands its descriptor to the child being
+    started (see :mod:`processing.launch.stdlib`) instead of travelling as a
+    bare number that means nothing, or something else, in the child.
+    """
+    table = copyreg.dispatch_table.copy()
+    table.update(ForkingPickler._extra_reducers)  # type: ignore[attr-defined]
+    return table
+
+
 class _FastPickler(pickle.Pickler):
+    def __init__(self, file: Any, protocol: int) -> None:
+        self.dispatch_table = _stdlib_reducers()  # before __init__, which reads it
+        super().__init__(file, protocol)
+
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, (types.FunctionType, type)) and _by_reference_is_unsafe(obj):
             raise _NeedsValue
@@ -96,11 +116,14 @@ def _by_value_pickler() -> type:
         import cloudpickle
 
         reduce_code = cloudpickle.Pickler.dispatch_table[types.CodeType]
-        reducers = collections.ChainMap({types.CodeType: lambda code: _code_reduce(reduce_code, code)},
-                                        cloudpickle.Pickler.dispatch_table)
+        own = {types.CodeType: lambda code: _code_reduce(reduce_code, code)}
 
         class ByValuePickler(cloudpickle.Pickler):
-            dispatch_table = reducers
+            def __init__(self, file: Any, protocol: int) -> None:
+                self.dispatch_table = collections.ChainMap(  # before __init__, which reads it
+                    own, ForkingPickler._extra_reducers, cloudpickle.Pickler.dispatch_table
+                )
+                super().__init__(file, protocol=protocol)
 
             def reducer_override(self, obj: Any) -> Any:
                 if isinstance(obj, type) and id(obj) in shared_main_classes:

@@ -14,6 +14,7 @@ import os
 import socket
 import threading
 
+from ..errors import ProcessError
 from ..launch import interpreter
 from . import protocol
 from .server import server_call
@@ -35,6 +36,9 @@ class ForkServer:
         self._preload: list[str] = []
         self._sock: socket.socket | None = None
         self._pid: int | None = None
+        #: The environment and umask the running server was started with (its children's, unless sent).
+        self._environ: dict[bytes, bytes] | None = None
+        self._umask: int | None = None
 
     @property
     def pid(self) -> int | None:
@@ -92,6 +96,42 @@ class ForkServer:
                     if attempt:
                         raise
 
+    def caller_state(self) -> tuple[dict[str, str] | None, int | None]:
+        """This process's environment and umask, for a child to start with; None for each that the
+        server's children have already (the server started with it and it has not changed since).
+
+        A fork is a copy of its caller at that moment; a fork server's child would
+        otherwise have the server's state, however old. (Resource limits, nice
+        value, CPU affinity and signal dispositions are not sent: see the README.)
+        """
+        data = getattr(os.environ, "_data", None)
+        environ = None if data is not None and data == self._environ else dict(os.environ)
+        umask = current_umask()
+        return environ, (None if umask == self._umask else umask)
+
+    def report_lost_start(self) -> None:
+        """A start got no pid: the server died first (or could not fork, which it said on the
+        child's stderr). Say so through the ``processing`` logger, with the server's end if known."""
+        from .. import logs
+
+        with self._lock:
+            pid, preload = self._pid, list(self._preload)
+            status = None
+            if pid is not None:
+                try:
+                    done, raw = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    done, raw = 0, 0
+                if done:
+                    status = os.waitstatus_to_exitcode(raw)
+                    self._discard_locked()
+        if status is not None:
+            logs.report(
+                "the fork server died (exit code %s) before it could start a child, which did not run "
+                "(exit code 255); the next start starts a new server%s", status,
+                f" (preloaded: {preload})" if preload else "",
+            )
+
     def forget_in_child(self) -> None:
         """In a forked child: let go of the parent's server; a fresh lock (a parent's thread may hold it)."""
         self._lock = threading.Lock()
@@ -110,6 +150,9 @@ class ForkServer:
     def _running_locked(self) -> socket.socket:
         if self._sock is None:
             ours, theirs = socket.socketpair()
+            data = getattr(os.environ, "_data", None)
+            self._environ = None if data is None else data.copy()
+            self._umask = current_umask()
             try:
                 self._pid = interpreter.start(server_call(theirs.fileno(), self._preload), [theirs.fileno()],
                                               new_group=True)
@@ -119,7 +162,37 @@ class ForkServer:
             finally:
                 theirs.close()
             self._sock = ours
+            self._wait_ready_locked()
         return self._sock
+
+    def _wait_ready_locked(self) -> None:
+        """Wait until the new server has imported what it preloads (it says so).
+
+        Raises:
+            ProcessError: it died first: a preloaded module crashes the interpreter, and every
+                server started with that list would die the same way.
+        """
+        assert self._sock is not None
+        try:
+            ready = self._sock.recv(len(protocol.READY)) == protocol.READY
+        except OSError:
+            ready = False
+        if ready:
+            return
+        pid, preload = self._pid, list(self._preload)
+        status = None
+        self._sock.close()
+        self._sock = self._pid = None
+        if pid is not None:
+            try:
+                status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+            except ChildProcessError:
+                pass
+        raise ProcessError(
+            f"the fork server died (exit code {status}) while it imported its preload modules "
+            f"{preload}: one of them ends or crashes the interpreter when imported. Remove it with "
+            "setForkserverPreload(), or import it in the child instead."
+        )
 
     def _discard_locked(self) -> None:
         if self._sock is not None:
@@ -130,6 +203,21 @@ class ForkServer:
                 os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
                 pass
+
+
+def current_umask() -> int:
+    """This process's umask, read without changing it (``os.umask`` can only swap it, and a file
+    another thread creates meanwhile would get the wrong mode)."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            text = status.read()
+        start = text.index(b"Umask:") + 6
+        return int(text[start : text.index(b"\n", start)], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o22)  # no /proc (macOS, old Linux): the swap is the only way
+    os.umask(mask)
+    return mask
 
 
 _fork_server = ForkServer()

@@ -47,7 +47,7 @@ import time
 from collections.abc import Callable
 
 from .._fd import close_all, read_exact, wait_readable
-from .protocol import EXIT, FDS_PER_START, PID, REQUEST, Kind
+from .protocol import EXIT, FDS_PER_START, MAX_FDS, PID, READY, REQUEST, Kind
 
 __all__ = ["Server", "main", "server_call"]
 
@@ -96,7 +96,9 @@ def main(
         os.register_at_fork = register_at_fork
     hooks = _HeldHooks(register_at_fork, held_hooks)
     _import(preload, hooks)
+    _load_prctl()
     server = Server(socket.socket(fileno=client_fd), hooks)
+    server.client.sendall(READY)  # the client reports a server that dies before this (a preload crashed it)
     try:
         server.serve()
     finally:
@@ -136,14 +138,14 @@ class Server:
                     _drain(self.wake_r)
                     self.reap()
                     continue
-                message, fds, flags, _addr = socket.recv_fds(self.client, REQUEST.size, FDS_PER_START)
+                message, fds, flags, _addr = socket.recv_fds(self.client, REQUEST.size, MAX_FDS)
                 if not message:
                     return
-                kind, _, _, value = REQUEST.unpack(message)
+                kind, _, _, value, inherited = REQUEST.unpack(message)
                 if kind == Kind.PRELOAD:
                     _import(read_exact(self.client, value, eof=_CLIENT_GONE).decode().split("\n"), self.hooks)
                     self.retire_spares()  # forked without them
-                elif len(fds) != FDS_PER_START or flags & socket.MSG_CTRUNC:
+                elif len(fds) != FDS_PER_START + inherited or flags & socket.MSG_CTRUNC:
                     close_all(*fds)  # descriptors lost on the way (none left?): the start fails
                 else:
                     self._start_child(message, fds)
@@ -166,7 +168,7 @@ class Server:
         woken child may take the server's CPU, and the client (a status line
         showing the pid, say) should not wait for that.
         """
-        _, detached, new_group, client_group = REQUEST.unpack(message)
+        _, detached, new_group, client_group, _ = REQUEST.unpack(message)
         status_w, pid_w, *child_ends = fds
         try:
             spare = self._live_spare(None if detached else (new_group, client_group))
@@ -174,7 +176,7 @@ class Server:
                 try:
                     pid = self._fork(fds, message)[0]
                 except OSError as error:
-                    _fork_failed(status_w, pid_w, child_ends[-1], error)
+                    _fork_failed(status_w, pid_w, child_ends[2], error)
                     return
                 if not detached:
                     try:
@@ -237,6 +239,7 @@ class Server:
             *(status_w for status_w, _ in self.children.values()),
             *(sock.fileno() for _, sock in self.idle),
         ]
+        server_pid = os.getpid()
         try:
             pid = os.fork()
         except OSError:
@@ -246,6 +249,7 @@ class Server:
             raise
         if pid == 0:
             try:
+                _die_with(server_pid)
                 signal.set_wakeup_fd(-1)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -301,19 +305,22 @@ def _run_child(
     spare_sock: socket.socket | None, request_fds: list[int] | None, message: bytes | None
 ) -> None:
     """In a new child: a spare first waits for its request on ``spare_sock``; then run the request."""
+    from ..launch import stdlib
     from ..launch.bootstrap import enter_group, rehearse, spawn_main
 
     if spare_sock is not None:
         if not wait_readable(spare_sock.fileno(), _QUIET):
             rehearse()  # at rest: there is time to take the faults now
-        message, request_fds, _flags, _addr = socket.recv_fds(spare_sock, REQUEST.size, FDS_PER_START)
+        message, request_fds, _flags, _addr = socket.recv_fds(spare_sock, REQUEST.size, MAX_FDS)
         spare_sock.close()
         if not message:
             os._exit(0)  # retired: the server is shutting down, or preloaded more
     assert message is not None and request_fds is not None
-    _, detached, new_group, client_group = REQUEST.unpack(message)
+    _, detached, new_group, client_group, _ = REQUEST.unpack(message)
+    if detached and _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, 0)  # it may outlive its creator, and so the server
     enter_group(detached=detached, new_group=new_group, pgid=client_group)
-    status_w, pid_w, channel_fd, out_fd, err_fd = request_fds
+    status_w, pid_w, channel_fd, out_fd, err_fd, *stdlib.inherited_fds = request_fds
     close_all(status_w, pid_w)
     spawn_main(channel_fd, out_fd, err_fd)
 
@@ -326,6 +333,32 @@ def _fork_failed(status_w: int, pid_w: int, err_fd: int, error: OSError) -> None
         pass
     _announce(pid_w, 0)
     _report(status_w, 255)
+
+
+_PR_SET_PDEATHSIG = 1
+_prctl: Callable[..., int] | None = None
+
+
+def _load_prctl() -> None:
+    """Linux: load ``prctl`` once, so that every child can ask to die with the server."""
+    global _prctl
+    if sys.platform == "linux":
+        try:
+            import ctypes
+
+            _prctl = ctypes.CDLL(None, use_errno=True).prctl
+        except (ImportError, OSError, AttributeError):
+            _prctl = None
+
+
+def _die_with(server_pid: int) -> None:
+    """In a new child: be killed if the server dies (SIGKILL, a crash), so that no child outlives
+    the one process that reports its status; if it already died, go now."""
+    if _prctl is None:
+        return
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != server_pid:
+        os._exit(1)
 
 
 class _HeldHooks:

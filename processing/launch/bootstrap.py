@@ -8,17 +8,16 @@ the traceback on stderr when ``run()`` raises.
 
 from __future__ import annotations
 
-import io
 import os
 import socket
 import sys
 import threading
 import traceback
 
-from .. import messaging
+from .. import launch, messaging
 from .. import process as _process
 from ..channel import ChildChannel, read_payload
-from . import guard
+from . import guard, stdlib, streams
 from .spec import ChildOptions, Payload  # here, so that the fork server has them when a payload comes
 
 TYPE_CHECKING = False
@@ -39,25 +38,49 @@ def run_forked(
     return _run(process, sock, options)
 
 
-def spawn_main(channel_fd: int, out_fd: int | None, err_fd: int | None) -> None:
-    """Entry point of a spawned interpreter, and of a fork server's child: read the payload, run, exit."""
+def spawn_main(channel_fd: int, out_fd: int | None, err_fd: int | None, *, spawned: bool = False) -> None:
+    """Entry point of a spawned interpreter, and of a fork server's child: read the payload, run, exit.
+
+    A spawned interpreter then ends as a stdlib spawn child does, through
+    ``sys.exit`` (so ``atexit`` handlers run); a fork server's child, like a
+    forked one, with ``os._exit``.
+    """
+    os.set_inheritable(channel_fd, False)  # a program the child execs must not hold it
     sock = socket.socket(fileno=channel_fd)
     # First, so that even a failure to load the payload reaches the captured stderr.
     _move_output_fds(out_fd, err_fd)
     try:
         payload = _loads(read_payload(sock))
         sys.path[:] = payload.sys_path
-        try:
-            os.chdir(payload.cwd)
-        except OSError:
-            pass
-        process = _loads(payload.process)
+        _take_caller_state(payload)
+        with stdlib.inheriting():
+            process = _loads(payload.process)
     except BaseException:
         sys.stderr.write("processing: the child could not load its process object:\n")
         traceback.print_exc()
         sys.stderr.flush()
         os._exit(1)
-    os._exit(_run(process, sock, payload.options))
+    exitcode = _run(process, sock, payload.options)
+    if spawned:
+        sys.exit(exitcode)
+    os._exit(exitcode)
+
+
+def _take_caller_state(payload: Payload) -> None:
+    """The creator's working directory, and for a fork server's child its environment and umask."""
+    try:
+        os.chdir(payload.cwd)
+    except OSError:
+        pass
+    if payload.environ is not None:
+        environ = os.environ
+        for name in [name for name in environ if name not in payload.environ]:
+            del environ[name]
+        for name, value in payload.environ.items():
+            if environ.get(name) != value:
+                environ[name] = value
+    if payload.umask is not None:
+        os.umask(payload.umask)
 
 
 def rehearse() -> None:
@@ -70,8 +93,8 @@ def rehearse() -> None:
     from ..serialization import dumps
 
     sample = _process.Process(target=lambda: None, args=(0,), kwargs={"k": ""})
-    options = ChildOptions(b"", False, False, False, None, None, 0)
-    _loads(_loads(dumps(Payload(dumps(sample), options, sys.path, ""))).process)
+    options = ChildOptions(b"", False, False, False, None, None, 0, "forkserver", "", None, None)
+    _loads(_loads(dumps(Payload(dumps(sample), options, sys.path, "", None, None))).process)
 
 
 def _loads(data: bytes) -> Any:
@@ -82,15 +105,36 @@ def _loads(data: bytes) -> Any:
 
 def _run(process: Any, sock: socket.socket, options: ChildOptions) -> int:
     _process.become_current(process)
+    launch.setStartMethod(options.method)  # its children's default, as the stdlib passes it on
     messaging.channel = ChildChannel(sock, process.authkey, options.challenge)
-    guard.arm(options.guard, options.parent_pid, options.alive_fd)
+    alive_fd = _detach(options.alive_fd)
+    guard.arm(options.guard, options.parent_pid, alive_fd)
+    stdlib.adopt(
+        name=process.name,
+        identity=process._identity,
+        method=options.method,
+        parent_name=options.parent_name,
+        parent_pid=options.parent_pid,
+        parent_sentinel=alive_fd,
+        authkey=options.mp_authkey,
+        tracker=_detach(options.tracker_fd),
+    )
     if options.capture:
         # Fresh streams on fds 1 and 2: a forked child must not write through the
         # parent's stream objects (in a kernel they talk to ZeroMQ sockets).
-        sys.stdout = _text_stream(1, write_through=False)
-        sys.stderr = _text_stream(2, write_through=True)
+        sys.stdout = streams.open_captured(1, write_through=False)
+        sys.stderr = streams.open_captured(2, write_through=True)
     _close_stdin()
     return _run_process(process)
+
+
+def _detach(handed: Any) -> int | None:
+    """A descriptor the creator handed over: a number under fork, a ``DupFd`` otherwise."""
+    if handed is None or isinstance(handed, int):
+        return handed
+    fd = handed.detach()
+    os.set_inheritable(fd, False)
+    return fd
 
 
 def enter_group(*, detached: bool, new_group: bool, pgid: int | None = None) -> None:
@@ -118,17 +162,6 @@ def _move_output_fds(out_fd: int | None, err_fd: int | None) -> None:
             os.close(source)
 
 
-def _text_stream(fd: int, *, write_through: bool) -> io.TextIOWrapper:
-    raw = io.FileIO(fd, "w", closefd=False)
-    return io.TextIOWrapper(
-        io.BufferedWriter(raw),
-        encoding="utf-8",
-        errors="backslashreplace",
-        line_buffering=True,
-        write_through=write_through,
-    )
-
-
 def _close_stdin() -> None:
     if sys.stdin is None or getattr(sys.stdin, "name", None) == os.devnull:
         return  # a fork server's children inherit its /dev/null
@@ -141,8 +174,11 @@ def _close_stdin() -> None:
 
 def _run_process(process: Any) -> int:
     try:
-        process.run()
-        exitcode = 0
+        try:
+            process.run()
+            exitcode = 0
+        finally:
+            stdlib.exit_function()  # multiprocessing's finalizers: a Queue's feeder flushes
     except SystemExit as exit_request:
         exitcode = _system_exit_code(exit_request.code)
     except BaseException:

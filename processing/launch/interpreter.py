@@ -50,18 +50,28 @@ def command(call: str) -> list[str]:
     return [sys.executable, *util._args_from_interpreter_flags(), "-c", code]
 
 
-def start_payload(spec: LaunchSpec, method: str, options: ChildOptions) -> bytes:
+def start_payload(
+    popen: Any, spec: LaunchSpec, options: ChildOptions, environ: dict[str, str] | None = None,
+    umask: int | None = None,
+) -> bytes:
     """The bytes the child reads first: the process object, its options, the parent's path and cwd.
 
+    Pickled with ``popen`` as the stdlib's spawning popen, so that the
+    standard library's primitives among the target's arguments hand their
+    descriptors to the child (see :mod:`.stdlib`).
+
     Raises:
-        TargetPicklingError: the process cannot be sent; names the part that fails.
+        TargetPicklingError: the process cannot be sent; names the part that fails (and the fix,
+            for a primitive of the stdlib's 'fork' context).
     """
     from .. import serialization
     from ..process import cannot_send
+    from . import stdlib
     from .spec import Payload
 
-    try:
-        pickled = serialization.dumps(spec.process)
-    except Exception as error:
-        raise cannot_send(spec.process, method, error) from error
-    return serialization.dumps(Payload(pickled, options, sys.path, os.getcwd()))
+    with stdlib.spawning(popen):
+        try:
+            pickled = serialization.dumps(spec.process)
+        except Exception as error:
+            raise cannot_send(spec.process, popen.method, error) from error
+    return serialization.dumps(Payload(pickled, options, sys.path, os.getcwd(), environ, umask))

@@ -29,7 +29,11 @@ class LaunchSpec(namedtuple("LaunchSpec", "process name authkey capture new_proc
 
 
 class ChildOptions(
-    namedtuple("ChildOptions", "challenge capture new_process_group detached guard alive_fd parent_pid")
+    namedtuple(
+        "ChildOptions",
+        "challenge capture new_process_group detached guard alive_fd parent_pid "
+        "method parent_name mp_authkey tracker_fd",
+    )
 ):
     """What the child's bootstrap needs besides the process object; sent with it.
 
@@ -37,20 +41,28 @@ class ChildOptions(
     - ``capture``, ``new_process_group``, ``detached``: as in :class:`LaunchSpec`;
     - ``guard``: how the child learns that its creator died (a :class:`~processing.launch.guard.Guard`,
       or None: it does not, or someone else watches);
-    - ``alive_fd``: with ``Guard.EOF``, the descriptor whose EOF means the creator is gone;
-    - ``parent_pid``: the creator's pid, to notice that it died before the guard was up.
+    - ``alive_fd``: the read end of the creator's alive pipe (its EOF means the creator is gone): the
+      ``Guard.EOF`` guard watches it, and it is ``multiprocessing.parent_process()``'s sentinel; a
+      number under fork, a ``DupFd`` of :mod:`~processing.launch.stdlib` otherwise;
+    - ``parent_pid``, ``parent_name``: the creator's, for the guard and ``multiprocessing.parent_process()``;
+    - ``method``: the start method; the child's default for its own children, as in the stdlib;
+    - ``mp_authkey``: the creator's ``multiprocessing`` key (None under fork, which inherits it);
+    - ``tracker_fd``: a ``DupFd`` of the creator's resource tracker, if it runs one (None otherwise).
     """
 
     __slots__ = ()
 
 
-class Payload(namedtuple("Payload", "process options sys_path cwd")):
+class Payload(namedtuple("Payload", "process options sys_path cwd environ umask")):
     """What a fresh child (spawned, or forked by the fork server) reads first from its control channel.
 
     - ``process``: the pickled process object (pickled on its own, so that loading it can fail
       after the rest was read, and be reported);
     - ``options``: its :class:`ChildOptions`;
-    - ``sys_path``, ``cwd``: the creator's, at ``start()``.
+    - ``sys_path``, ``cwd``: the creator's, at ``start()``;
+    - ``environ``, ``umask``: the creator's at ``start()``, for a fork server's child, which would
+      otherwise have the server's (None: the same as the server's, or a spawned child, which gets
+      them from ``posix_spawn``).
     """
 
     __slots__ = ()

@@ -256,7 +256,7 @@ def test_a_server_that_fails_takes_its_children_with_it() -> None:
     sleeper.start()
     server = psutil.Process(fork_server_pid())
     blob = b"\xff\xfe"
-    header = protocol.REQUEST.pack(protocol.Kind.PRELOAD, False, False, len(blob))
+    header = protocol.REQUEST.pack(protocol.Kind.PRELOAD, False, False, len(blob), 0)
     fork_server().send_request(header + blob)
     sleeper.join(30)
     assert not sleeper.is_alive() and sleeper.exitcode is not None

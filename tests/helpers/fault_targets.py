@@ -125,3 +125,42 @@ def mixed_workload(kind: str) -> None:
     if kind == "sleep":
         time.sleep(1000)
     raise AssertionError(kind)
+
+
+def send_fork_then_send() -> None:
+    """Send, let an os.fork() copy try to send too, then send again; report what the copy met."""
+    processing.sendToParent("before the fork")
+    pid = os.fork()
+    if pid == 0:
+        try:
+            processing.sendToParent("from the copy")
+        except processing.ProcessStateError:
+            os._exit(0)
+        os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    processing.sendToParent(("the copy's exit code", os.waitstatus_to_exitcode(status)))
+    processing.sendToParent("after the fork")
+
+
+def write_partial_then_wait() -> None:
+    """Write a partial line, then wait for the parent to say it saw it."""
+    print("partial", end="")
+    processing.receiveFromParent(timeout=60)
+    print(" line")
+
+
+def report_inherited_by_exec() -> None:
+    """Which of this child's descriptors a program it execs inherits (close_fds=False keeps them all)."""
+    import json
+
+    channel_fd = processing.sendToParent.__globals__["channel"]._sock.fileno()
+    code = "import os, json; print(json.dumps(sorted(int(fd) for fd in os.listdir('/proc/self/fd'))))"
+    result = subprocess.run([sys.executable, "-c", code], close_fds=False, capture_output=True, text=True,
+                            check=True)
+    processing.sendToParent((channel_fd, json.loads(result.stdout)))
+
+
+def report_umask_environ_cwd(name: str) -> None:
+    mask = os.umask(0)
+    os.umask(mask)
+    processing.sendToParent((mask, os.environ.get(name), os.getcwd()))

@@ -30,11 +30,23 @@ def fork_server_pid() -> int | None:
 SESSION_CHILDREN: set[int] = set()
 
 
+def stdlib_helpers() -> set[int]:
+    """The long-lived helpers the standard library starts for this process once (its resource tracker,
+    its fork server), which, like our fork server, no test leaves behind."""
+    pids = set()
+    tracker = sys.modules.get("multiprocessing.resource_tracker")
+    if tracker is not None:
+        pids.add(getattr(tracker._resource_tracker, "_pid", None))
+    forkserver = sys.modules.get("multiprocessing.forkserver")
+    if forkserver is not None:
+        pids.add(getattr(forkserver._forkserver, "_forkserver_pid", None))
+    return pids - {None}
+
+
 def os_children() -> list[psutil.Process]:
-    """This process's direct children, except the fork server and the session's long-lived helpers."""
-    server = fork_server_pid()
-    return [child for child in psutil.Process().children()
-            if child.pid != server and child.pid not in SESSION_CHILDREN]
+    """This process's direct children, except the fork servers and the session's long-lived helpers."""
+    helpers = {fork_server_pid(), *stdlib_helpers(), *SESSION_CHILDREN}
+    return [child for child in psutil.Process().children() if child.pid not in helpers]
 
 
 def is_zombie(child: psutil.Process) -> bool:
