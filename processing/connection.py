@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from multiprocessing import connection as _stdlib
-from multiprocessing.connection import Connection, Pipe
+from multiprocessing.connection import BufferTooShort, Connection, Pipe, families
 
 from . import authkey as _authkey
 from .process import currentProcess
@@ -24,7 +24,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["Client", "Connection", "Listener", "Pipe"]
+__all__ = ["BufferTooShort", "Client", "Connection", "Listener", "Pipe", "families"]
 
 
 def _key(authkey: str | bytes | None) -> bytes:

@@ -33,6 +33,8 @@ def run_forked(
     """Entry point of a forked child; returns its exit code."""
     from ..serialization import share_main_classes
 
+    if threading._HAVE_THREAD_NATIVE_ID:  # type: ignore[attr-defined]  # as BaseProcess._bootstrap does
+        threading.main_thread()._set_native_id()  # type: ignore[attr-defined]
     share_main_classes()
     _move_output_fds(out_fd, err_fd)
     return _run(process, sock, options)
