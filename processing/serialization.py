@@ -19,6 +19,7 @@ import io
 import pickle
 import sys
 import types
+from multiprocessing.context import get_spawning_popen
 from multiprocessing.reduction import ForkingPickler
 
 TYPE_CHECKING = False
@@ -74,12 +75,37 @@ def _stdlib_reducers() -> dict[type, Any]:
     return table
 
 
+def check_not_unlinked(obj: object) -> None:
+    """Refuse a 'fork' context semaphore to a fresh child, as Python 3.11+ does itself.
+
+    Such a semaphore is unlinked at once: it has no name, and a fresh child
+    would rebuild it from a handle that means nothing there (Python 3.10 sends
+    it anyway). The message is the stdlib's, so that one diagnosis serves both.
+
+    Raises:
+        RuntimeError: ``obj`` is such a semaphore and a child is being started.
+    """
+    synchronize = sys.modules.get("multiprocessing.synchronize")
+    if (
+        synchronize is not None
+        and isinstance(obj, synchronize.SemLock)
+        and getattr(obj, "_semlock", None) is not None
+        and obj._semlock.name is None
+        and get_spawning_popen() is not None
+    ):
+        raise RuntimeError(
+            "A SemLock created in a fork context is being shared with a process in a spawn context. "
+            "This is not supported."
+        )
+
+
 class _FastPickler(pickle.Pickler):
     def __init__(self, file: Any, protocol: int) -> None:
         self.dispatch_table = _stdlib_reducers()  # before __init__, which reads it
         super().__init__(file, protocol)
 
     def reducer_override(self, obj: Any) -> Any:
+        check_not_unlinked(obj)
         if isinstance(obj, (types.FunctionType, type)) and _by_reference_is_unsafe(obj):
             raise _NeedsValue
         return NotImplemented
@@ -126,6 +152,7 @@ def _by_value_pickler() -> type:
                 super().__init__(file, protocol=protocol)
 
             def reducer_override(self, obj: Any) -> Any:
+                check_not_unlinked(obj)
                 if isinstance(obj, type) and id(obj) in shared_main_classes:
                     return NotImplemented  # by reference: the parent has this very class
                 return super().reducer_override(obj)

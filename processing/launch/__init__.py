@@ -5,6 +5,8 @@
 - :mod:`.fork`, :mod:`.spawn`, :mod:`.forkserver`: one small class per start method;
 - :mod:`.interpreter`: fresh interpreters (spawn's children, the fork server);
 - :mod:`.guard`: the parent-death guard;
+- :mod:`.stdlib`: the standard library's spawning protocol, and its state in a child;
+- :mod:`.streams`: a captured child's ``sys.stdout`` and ``sys.stderr``;
 - :mod:`.bootstrap`: the child's side.
 
 The default is ``forkserver`` on every platform: it is the fastest start that

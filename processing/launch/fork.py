@@ -38,6 +38,7 @@ class ForkPopen(Popen):
             exitcode = 1
             try:
                 bootstrap.enter_group(detached=spec.detached, new_group=spec.new_process_group)
+                _fd._in_flight.clear()  # its own ends are its own now; the rest went after the fork
                 self.release_in_child()
                 _fd.close_all(reserved, pipe_sentinel and pipe_sentinel[0])
                 exitcode = bootstrap.run_forked(spec.process, self._child_sock, out_w, err_w, options)

@@ -9,7 +9,10 @@ and except syntax, bytes for byte messages (``array('c')`` is a bytearray),
 (``recv_bytes`` for ``recvBytes``, as ``multiprocessing`` renamed them), and
 the targets are classmethods instead of the test case's bound methods (a
 unittest case cannot be pickled; CPython's own suite made the same change).
-The check of ``connections_are_picklable`` is gone: in Python 3 they are.
+The check of ``connections_are_picklable`` is gone: in Python 3 they are. One
+fix: ``_listener`` listens on its plain socket before it sends the address,
+not after (the client could connect first and be refused, as CPython's
+version, which uses ``socket.create_server``, no longer can).
 
 A module of its own, without pytest: children import it to find their targets.
 """
@@ -383,8 +386,8 @@ class _TestPicklingConnections(BaseTestCase):
         if cls.TYPE == 'processes':
             l = socket.socket()
             l.bind(('localhost', 0))
+            l.listen(1)  # port: before the address goes out (the original raced the client here)
             conn.send(l.getsockname())
-            l.listen(1)
             new_conn, addr = l.accept()
             conn.send(new_conn)
 
