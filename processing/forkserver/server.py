@@ -288,10 +288,7 @@ class Server:
         attached = [pid for pid, (_, detached) in self.children.items() if not detached]
         for signum in (signal.SIGTERM, signal.SIGKILL):
             for pid in attached:
-                try:
-                    os.kill(pid, signum)
-                except ProcessLookupError:
-                    pass
+                _signal_with_group(pid, signum)
             deadline = time.monotonic() + _SHUTDOWN_GRACE
             while any(pid in self.children for pid in attached) and time.monotonic() < deadline:
                 self.reap()
@@ -400,6 +397,17 @@ def _announce(pid_w: int, pid: int) -> None:
         os.write(pid_w, PID.pack(pid))
     except OSError:
         pass  # the client has gone
+
+
+def _signal_with_group(pid: int, signum: int) -> None:
+    """Signal a child, and its process group with it if it leads one (a cell's subprocesses)."""
+    try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signum)
+        else:
+            os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
 
 
 def _report(status_w: int, exitcode: int) -> None:

@@ -110,7 +110,7 @@ def _run(process: Any, sock: socket.socket, options: ChildOptions) -> int:
     launch.setStartMethod(options.method)  # its children's default, as the stdlib passes it on
     messaging.channel = ChildChannel(sock, process.authkey, options.challenge)
     alive_fd = _detach(options.alive_fd)
-    guard.arm(options.guard, options.parent_pid, alive_fd)
+    guard.arm(options.guard, options.parent_pid, alive_fd, group_leader=options.new_process_group)
     stdlib.adopt(
         name=process.name,
         identity=process._identity,

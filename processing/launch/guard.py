@@ -14,6 +14,11 @@ the cheapest mechanism that is right for how the child was made:
   such as a forged message.)
 - a fork server's children need neither: the server kills the children of a
   client that went away (``processing.forkserver.server``).
+
+A child that leads a process group of its own (``new_process_group``, as a
+``%%process`` cell's does) takes its group with it: its guard is ``EOF`` and
+kills the group, and the fork server signals the group, so the subprocesses
+the child's code started do not outlive a killed creator either.
 """
 
 from __future__ import annotations
@@ -40,15 +45,18 @@ class Guard(enum.Enum):
     EOF = "eof"
 
 
-def choose(*, detached: bool, guarded_by_parent: bool) -> Guard | None:
+def choose(*, detached: bool, guarded_by_parent: bool, group_leader: bool = False) -> Guard | None:
     """The guard for a child about to be created by this thread (None: no guard here).
 
     ``guarded_by_parent`` is False where someone else guards the child (the fork server).
+    A child that leads a process group of its own (``group_leader``) takes its
+    group with it (the subprocesses its code started), which only a watching
+    thread can do: ``PDEATHSIG`` would kill the child alone, at once.
     """
     if detached or not guarded_by_parent:
         return None
     main = threading.current_thread() is threading.main_thread()
-    return Guard.PDEATHSIG if main and sys.platform == "linux" else Guard.EOF
+    return Guard.PDEATHSIG if main and sys.platform == "linux" and not group_leader else Guard.EOF
 
 
 _alive: tuple[int, int] | None = None
@@ -84,8 +92,11 @@ def prepare(guard: Guard | None) -> None:
         _prctl = ctypes.CDLL(None, use_errno=True).prctl
 
 
-def arm(guard: Guard | None, parent_pid: int, watched_fd: int | None) -> None:
-    """In the new child: start guarding. If the creator died before the guard was up, die now."""
+def arm(guard: Guard | None, parent_pid: int, watched_fd: int | None, *, group_leader: bool = False) -> None:
+    """In the new child: start guarding. If the creator died before the guard was up, die now.
+
+    With ``group_leader``, the child's whole process group dies with the creator.
+    """
     if guard is Guard.PDEATHSIG:
         prepare(guard)
         _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -94,14 +105,16 @@ def arm(guard: Guard | None, parent_pid: int, watched_fd: int | None) -> None:
     elif guard is Guard.EOF:
         assert watched_fd is not None
         threading.Thread(
-            target=_die_on_eof, args=(watched_fd,), name="processing-parent-guard", daemon=True
+            target=_die_on_eof, args=(watched_fd, group_leader), name="processing-parent-guard", daemon=True
         ).start()
 
 
-def _die_on_eof(fd: int) -> None:
+def _die_on_eof(fd: int, group_leader: bool) -> None:
     try:
         while os.read(fd, 4096):
             pass
     except OSError:
         pass
+    if group_leader and os.getpgrp() == os.getpid():
+        os.killpg(os.getpid(), signal.SIGKILL)
     os.kill(os.getpid(), signal.SIGKILL)

@@ -108,7 +108,8 @@ class Popen:
 
         from . import stdlib
 
-        kind = guard.choose(detached=spec.detached, guarded_by_parent=self.guards_children)
+        kind = guard.choose(detached=spec.detached, guarded_by_parent=self.guards_children,
+                            group_leader=spec.new_process_group)
         assert self.channel is not None
         forked = self.DupFd is None
         me = mp_process.current_process()

@@ -190,6 +190,39 @@ def test_children_die_when_their_creator_is_killed(method: str) -> None:
 
 
 @pytest.mark.parametrize("method", METHODS)
+def test_a_group_leaders_own_children_die_with_its_killed_creator(method: str, tmp_path) -> None:
+    """Fails before: the child died by PDEATHSIG (or the fork server's kill) and its subprocess lived on."""
+    pid_file = tmp_path / "grandchild"
+    result = run_python(
+        """
+        import os, signal, sys
+        import processing, fault_targets
+        p = processing.Process(target=fault_targets.start_grandchild_then_sleep, args=(sys.argv[2],),
+                               method=sys.argv[1], new_process_group=True)
+        p.start()
+        while not os.path.exists(sys.argv[2]):
+            pass
+        print(p.pid, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """,
+        method,
+        str(pid_file),
+        env=PYTHONPATH,
+    )
+    assert result.returncode == -9, result.stderr
+    child, grandchild = int(result.stdout), int(pid_file.read_text())
+    try:
+        assert wait_until(lambda: pid_gone(child)), f"child {child} outlived its SIGKILLed creator"
+        assert wait_until(lambda: pid_gone(grandchild)), f"the child's subprocess {grandchild} lived on"
+    finally:
+        for pid in (child, grandchild):
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.mark.parametrize("method", METHODS)
 def test_a_detached_child_outlives_its_creator(method: str) -> None:
     # output= so that the child does not hold the script's stdout open (subprocess.run waits for EOF)
     child = child_of_a_killed_creator(method, ", detached=True, output=lambda stream, data: None")
