@@ -17,6 +17,10 @@ import codecs
 import threading
 from collections import deque
 
+TYPE_CHECKING = False  # no typing at run time: spawned children import this module
+if TYPE_CHECKING:
+    import io
+
 __all__ = ["MAX_LINES", "MAX_LINE_CHARS", "SPILL", "WINDOW", "OutputLog", "Tail"]
 
 #: Lines the display keeps by default (``ProcessSettings.tail_lines``); older lines are counted as hidden.
@@ -33,20 +37,29 @@ SPILL = 1 << 20
 class OutputLog:
     """Every byte a child wrote, in delivery order, and which stream wrote which range.
 
-    The monitor thread appends while any thread may read, hence the lock.
+    In memory up to ``spill`` bytes, then in an anonymous temporary file. If
+    that file cannot be written (the disk is full, a file-size limit), what it
+    held is read back and the log goes on in memory: no byte is lost, and
+    :attr:`problem` says why the output now takes the kernel's memory (the
+    cell's row says so when the child ends). The monitor thread appends while
+    any thread may read, hence the lock.
     """
 
     def __init__(self, spill: int = SPILL) -> None:
-        import tempfile  # here, not at the top: spawned children import this module and never log
-
-        self._file = tempfile.SpooledTemporaryFile(max_size=spill)  # noqa: SIM115 - lives as long as the log
+        self._spill = spill
+        self._memory = bytearray()
+        # An unbuffered temporary file once past spill (then _memory is empty).
+        self._file: io.FileIO | None = None
+        self._file_size = 0
         self._ranges: list[tuple[str, int, int]] = []  # (stream, start, end), a stream's neighbours merged
         self._size = 0
         self._lock = threading.Lock()
+        #: Why the output is kept in memory past ``spill`` (None while all is well).
+        self.problem: str | None = None
 
     def append(self, stream: str, data: bytes) -> None:
         with self._lock:
-            self._file.write(data)
+            self._store(data)
             end = self._size + len(data)
             if self._ranges and self._ranges[-1][0] == stream:
                 self._ranges[-1] = (stream, self._ranges[-1][1], end)
@@ -57,13 +70,55 @@ class OutputLog:
     def join(self, stream: str | None = None) -> bytes:
         """All bytes written so far, of one stream or (None) of both, in order."""
         with self._lock:
-            self._file.seek(0)
-            data = self._file.read(self._size)
-            self._file.seek(self._size)
+            data = self._read_file() if self._file is not None else bytes(self._memory)
             ranges = [(start, end) for name, start, end in self._ranges if stream in (None, name)]
         if stream is None:
             return data
         return b"".join(data[start:end] for start, end in ranges)
+
+    def _store(self, data: bytes) -> None:
+        if self._file is not None:
+            self._write_file(data)
+            return
+        self._memory += data
+        if len(self._memory) > self._spill and self.problem is None:
+            self._spill_to_file()
+
+    def _spill_to_file(self) -> None:
+        import tempfile  # here, not at the top: spawned children import this module and never log
+
+        try:
+            self._file = tempfile.TemporaryFile(buffering=0)  # noqa: SIM115 - lives as long as the log
+        except OSError as error:
+            self._keep_in_memory(error)
+            return
+        self._file_size = 0
+        data, self._memory = bytes(self._memory), bytearray()
+        self._write_file(data)
+
+    def _write_file(self, data: bytes) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                written = self._file.write(view)
+                self._file_size += written
+                view = view[written:]
+        except OSError as error:
+            self._memory = bytearray(self._read_file())  # what the file holds comes back
+            self._file.close()
+            self._file = None
+            self._keep_in_memory(error)
+            self._memory += view
+
+    def _read_file(self) -> bytes:
+        self._file.seek(0)
+        data = self._file.read(self._file_size) or b""
+        self._file.seek(self._file_size)
+        return data
+
+    def _keep_in_memory(self, error: OSError) -> None:
+        self.problem = (f"its output is kept in the kernel's memory: the temporary file for it could not be "
+                        f"written ({error.strerror or error})")
 
 
 class Tail:

@@ -9,6 +9,7 @@ import time
 import types
 
 import pytest
+from support import HERE, run_python
 
 from ipyprocessing.cell.handle import CellProcess
 from ipyprocessing.cell.namespace import NamespaceError, globals_used, names_in_magics, ship
@@ -69,6 +70,36 @@ def test_output_log_keeps_everything_in_order(spill: int) -> None:
     assert (log.join(), log.join("stdout"), log.join("stderr")) == (b"abcdef", b"abcf", b"de")
     log.append("stderr", b"g")
     assert log.join() == b"abcdefg"
+
+
+def test_output_log_past_a_full_disk_keeps_every_byte_in_memory_and_says_so() -> None:
+    """Fails before: past the spill size the log's file write raised (EFBIG here, ENOSPC on a full /tmp),
+    the monitor lost the chunk, and .output lost it too, silently."""
+    result = run_python(
+        """
+        import hashlib, resource, signal
+        import processing, proc_targets
+        from ipyprocessing.view.output import OutputLog
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # so a write past the limit fails with EFBIG
+        # the temporary file fills up at 256 KiB
+        resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, 256 * 1024))
+        log = OutputLog(spill=64 * 1024)
+        p = processing.Process(target=proc_targets.write_bytes, args=(2 << 20,), method="fork",
+                               output=log.append)
+        p.start()
+        p.join()
+        data = log.join()
+        expected = (bytes(range(256)) * 256) * 32
+        print(p.exitcode, len(data), data == expected)
+        print(log.problem)
+        """,
+        env={"PYTHONPATH": HERE},
+    )
+    assert result.returncode == 0, result.stderr
+    first, problem = result.stdout.splitlines()
+    assert first == f"0 {2 << 20} True"
+    assert problem.startswith("its output is kept in the kernel's memory") and "File too large" in problem
 
 
 class Counter:

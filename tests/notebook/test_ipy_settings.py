@@ -38,7 +38,7 @@ print(json.dumps({
     "refresh_period": loaded.refresh_period,
     "max_stopped": loaded.max_stopped,
     "refused": refused,
-    "spilled_at": cell._log._file._max_size,
+    "spilled_at": cell._log._spill,
     "shown": tail.render(),
     "known_to_config": any(type(c).__name__ == "ProcessSettings" for c in shell.configurables),
 }))
