@@ -9,11 +9,13 @@ started: it subscribes to the core's events and output.
 The package map:
 
 - :mod:`.magics`, :mod:`.panel_magics`: the magics;
-- :mod:`.cell`: a cell's child (its target, the names sent to it), the notebook's handle on it, ``--wait``;
+- :mod:`.cell`: a cell's child (its target, the names sent to it), the notebook's handle on it, ``--wait``,
+  pulled names (assigned between cells; a cell that reads one waits for it);
 - :mod:`.view`: how a cell shows its child (the status row, text lines, the output's tail);
 - :mod:`.session`: every process of the session in one table, and the one sampler of their figures;
 - :mod:`.panel`, :mod:`.authkey_ui`: the session panel and its auth-key controls;
 - :mod:`.settings`: the configurable settings (``c.ProcessSettings...``);
+- :mod:`.shutdown`: the kernel's end, which turns every live row and panel into its final record;
 - :mod:`.words`: how states, exits, pids and figures are written.
 
 Importing this package stays cheap (no IPython, no widgets, not even the
@@ -42,7 +44,8 @@ def load_ipython_extension(ipython: Any) -> None:
     global _stop_at_exit_registered
     from processing.forkserver.client import preload_also
 
-    from . import session, settings
+    from . import session, settings, shutdown
+    from .cell import pulls
     from .magics import CHILD_PRELOAD, ProcessMagics
     from .panel_magics import register_panel_magics
 
@@ -52,6 +55,10 @@ def load_ipython_extension(ipython: Any) -> None:
     if not _stop_at_exit_registered:
         _stop_at_exit_registered = True
         atexit.register(current.stop_all, "terminated: the kernel shut down")
+    pulls.install(ipython, current)
+    kernel = getattr(ipython, "kernel", None)
+    if kernel is not None:
+        shutdown.install(kernel, current)
     ipython.register_magics(ProcessMagics(ipython, current))
     register_panel_magics(ipython)
 

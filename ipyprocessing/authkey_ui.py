@@ -117,17 +117,27 @@ class AuthKeyBox(ipywidgets.VBox):
                                             tooltip="A fresh random key for processes started from now on",
                                             _dom_classes=("ipyprocessing-authkey-regenerate",))
         self.field = ipywidgets.Password(placeholder="a key for processes started from now on",
-                                         layout=ipywidgets.Layout(width="22em"),
+                                         layout=ipywidgets.Layout(width="22em", max_width="100%"),
                                          _dom_classes=("ipyprocessing-authkey-field",))
         self.apply = ipywidgets.Button(description="Set key", tooltip="Use the key typed on the left",
                                        _dom_classes=("ipyprocessing-authkey-set",))
         self.message = _html("", "message")
-        self.reveal.observe(lambda _change: self.refresh(force=True), "value")
+        self.reveal.observe(self._toggled, "value")
         self.regenerate.on_click(lambda _button: self._regenerate())
         self.apply.on_click(lambda _button: self._apply())
         controls = ipywidgets.HBox([self.value, self.reveal, self.regenerate, self.field, self.apply],
                                    layout=ipywidgets.Layout(align_items="center", flex_flow="row wrap"))
         super().__init__([controls, self.message], _dom_classes=("ipyprocessing-authkey",), **kwargs)
+        self.refresh(force=True)
+
+    def _toggled(self, change: dict[str, Any]) -> None:
+        """Reveal becomes Hide while the key is shown, and back."""
+        shown = bool(change["new"])
+        with self.reveal.hold_sync():
+            self.reveal.description = "Hide" if shown else "Reveal"
+            self.reveal.icon = "eye-slash" if shown else "eye"
+            self.reveal.tooltip = ("Mask the key again" if shown
+                                   else "Show the full key (then saved with the notebook)")
         self.refresh(force=True)
 
     def refresh(self, force: bool = False) -> None:

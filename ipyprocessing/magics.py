@@ -14,6 +14,7 @@ import __future__
 
 import ast
 import keyword
+import math
 import pickle
 import re
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,7 @@ _CLUSTER_DAEMON = (
     "exits, so the flag would change nothing; drop --daemon"
 )
 _INTERRUPT_REASON = "terminated: the kernel was interrupted while the cell waited (--wait)"
+_REPLACED = "terminated: its cell was run again with --replace"
 _FUTURE_FLAGS = 0
 for _feature in __future__.all_feature_names:
     _FUTURE_FLAGS |= getattr(__future__, _feature).compiler_flag
@@ -71,6 +73,9 @@ class ProcessMagics(Magics):
     @argument("--wait", action="store_true",
               help="Block until the child exits; the Terminate button still works, and "
                    "interrupting the kernel terminates the child.")
+    @argument("--replace", action="store_true",
+              help="If this cell's previous child still runs, terminate it first (else it runs on, "
+                   "shown on one line with its own Terminate button).")
     @argument("--timeout", type=float, metavar="SECONDS",
               help="Terminate the child if it still runs after SECONDS seconds.")
     @argument("--push", action="append", default=[], metavar="NAMES",
@@ -124,6 +129,11 @@ class ProcessMagics(Magics):
             target = self._target(code, transformed, cell, method, pull, push, args.wait)
             process = CellProcess(target, user_ns=self.shell.user_ns, name=args.name, daemon=args.daemon,
                                   method=method)
+        process.cell_id = self._cell_id()
+        previous = self._previous_runs(process.cell_id)
+        if args.replace:
+            self._replace(previous)
+            previous = []
         view = self._view(process, args.proc)
         process.attach(view)
         try:
@@ -134,11 +144,13 @@ class ProcessMagics(Magics):
             self.shell.user_ns[args.proc] = process
         if not args.wait:
             view.show()
+            self._show_previous(previous)
             if args.timeout is not None:
                 process.stop_after(args.timeout)
             return
         try:
             view.show()
+            self._show_previous(previous)
             wait_for(process, getattr(self.shell, "kernel", None), args.timeout)
         except KeyboardInterrupt:
             # The user stopped the cell: its child goes too, and the cell shows the interrupt.
@@ -240,6 +252,36 @@ class ProcessMagics(Magics):
         config = shell.config if share_config else _sendable_config(shell.config)
         return ShellSettings(self._cell_number(), config, getattr(shell, "colors", None), sources, wait)
 
+    def _cell_id(self) -> str | None:
+        """The front end's id of the cell running this magic (JupyterLab, Notebook 7, VS Code send one)."""
+        result = getattr(self.shell.displayhook, "exec_result", None)
+        return getattr(getattr(result, "info", None), "cell_id", None)
+
+    def _previous_runs(self, cell_id: str | None) -> list[CellHandle]:
+        """The children of earlier runs of this same cell that still run."""
+        if cell_id is None:
+            return []
+        return [entry.process for entry in self.session.live()  # type: ignore[misc]
+                if entry.is_cell and getattr(entry.process, "cell_id", None) == cell_id]
+
+    def _replace(self, previous: list[CellHandle]) -> None:
+        """``--replace``: the earlier runs' children go first (SIGTERM, then SIGKILL), in parallel."""
+        self.session.stop_now(previous, _REPLACED)
+        for process in previous:
+            print(f"terminated the previous run {process.name} (pid {pid_text(process)}): "
+                  f"{state_word(process, process.exitcode, True)}")
+
+    def _show_previous(self, previous: list[CellHandle]) -> None:
+        """Keep an earlier run's child that still runs in sight, with its Terminate button."""
+        from .view.line import describe, show_line
+
+        for process in previous:
+            line = show_line(process, f"previous run still running: {describe(process)}", self.session,
+                             reason="terminated from its previous-run line")
+            line.end_when_stopped(lambda process=process: (
+                f"previous run ended: {process.name} (pid {pid_text(process)}): "
+                f"{state_word(process, process.exitcode, True)}"))
+
     def _cell_number(self) -> int:
         """The number of the cell running this magic, its ``In[N]`` (IPython may have counted on already)."""
         result = getattr(self.shell.displayhook, "exec_result", None)
@@ -278,8 +320,14 @@ def _names(values: list[str], option: str) -> tuple[str, ...]:
     return names
 
 
+#: The shortest --timeout: below it the child would be stopped before it could start.
+_SHORTEST_TIMEOUT = 0.01
+
+
 def _check_options(args: Any) -> None:
-    if args.timeout is not None and args.timeout <= 0:
-        raise UsageError(f"--timeout must be a positive number of seconds, not {args.timeout:g}")
+    timeout = args.timeout
+    if timeout is not None and not (math.isfinite(timeout) and timeout >= _SHORTEST_TIMEOUT):
+        raise UsageError(f"--timeout must be a finite number of seconds, at least {_SHORTEST_TIMEOUT:g}, "
+                         f"not {timeout:g}; leave --timeout out to let the child run as long as it needs")
     if args.proc is not None and (not args.proc.isidentifier() or keyword.iskeyword(args.proc)):
         raise UsageError(f"--proc: {args.proc!r} is not a Python name")

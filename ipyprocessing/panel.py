@@ -39,7 +39,8 @@ from processing import logs
 
 from . import authkey_ui
 from .authkey_ui import AuthKeyBox
-from .session import NONE, Entry, Session, current
+from .session import COLUMNS, NONE, Entry, Session, current, table_row
+from .view.iopub import CellChannel
 from .words import format_elapsed
 
 __all__ = ["COALESCE", "PANEL_REASON", "Board", "ProcessPanel", "board_of"]
@@ -53,9 +54,10 @@ _TERMINATE_TIP = "Send SIGTERM to this process"
 _KILL_TIP = "Send SIGKILL, which cannot be ignored"
 
 # Column widths: the header and every row share one Layout per column.
-_WIDTHS = {"ident": "27em", "state": "10em", "figures": "25em", "button": "7.5em"}
-_SPANS = {"name": "14em", "pid": "6em", "key": "7em", "exitcode": "5em", "elapsed": "7em", "cpu": "5em",
-          "memory": "8em"}
+# At 900 px and narrower the table scrolls as one (its rows keep their width), so every column stays aligned.
+_WIDTHS = {"ident": "30em", "state": "9.5em", "figures": "21em", "button": "7em"}
+_SPANS = {"name": "12em", "pid": "6em", "prompt": "4.5em", "key": "6.5em", "exitcode": "4em",
+          "elapsed": "6.5em", "cpu": "4em", "memory": "6.5em"}
 
 
 class ProcessPanel(ipywidgets.VBox):
@@ -86,6 +88,17 @@ class ProcessPanel(ipywidgets.VBox):
         if bundle is not None:
             bundle["text/plain"] = self.text()
         return bundle
+
+    def _ipython_display_(self) -> None:
+        """Shown in a kernel with a display id, so that the kernel's end can replace it with a record."""
+        from IPython import get_ipython
+
+        kernel = getattr(get_ipython(), "kernel", None)
+        bundle = self._repr_mimebundle_()
+        if kernel is None or bundle is None:
+            print(self.text())
+            return
+        self.board.show(CellChannel(kernel), bundle)
 
 
 class _Row:
@@ -140,6 +153,8 @@ class Board:
         self.panels: list[ProcessPanel] = []
         self.rows: dict[Entry, _Row] = {}
         self.ticks = 0  # sampler sweeps shown (tests count messages per sweep)
+        self.ended: str | None = None  # why the kernel's session ended (then the panels are records)
+        self._shown: list[CellChannel] = []  # where panels were displayed, to replace them at the end
         self.syncs = 0
         self.closed = False
         self.thread: threading.Thread | None = None
@@ -150,7 +165,9 @@ class Board:
                         for part, width in _WIDTHS.items()}
         self.style = HTMLStyle()
         self.button_style = ipywidgets.ButtonStyle()
-        self.row_layout = ipywidgets.Layout(align_items="center")
+        # A row keeps its width and the table scrolls as one: no scrollbar per row, nothing cut off.
+        self.row_layout = ipywidgets.Layout(align_items="center", overflow="visible", min_width="max-content",
+                                            flex="0 0 auto")
         self.summary = ipywidgets.HTML("", _dom_classes=("ipyprocessing-summary",),
                                        layout=ipywidgets.Layout(margin="0 1em 0 0"))
         self.terminate_all = ipywidgets.Button(
@@ -161,16 +178,18 @@ class Board:
                                                tooltip="Remove the rows of processes that have stopped",
                                                _dom_classes=("ipyprocessing-clear-stopped",))
         self.terminate_all.on_click(lambda _button: self.stop(self.session.live()))
-        self.clear_stopped.on_click(lambda _button: self.session.clear_stopped())
+        self.clear_stopped.on_click(lambda _button: self._clear())
+        self.cleared = 0  # rows removed by Clear stopped, which the summary mentions
         self.toolbar = ipywidgets.HBox([self.summary, self.terminate_all, self.clear_stopped],
-                                       layout=ipywidgets.Layout(align_items="center"),
+                                       layout=ipywidgets.Layout(align_items="center", flex_flow="row wrap"),
                                        _dom_classes=("ipyprocessing-toolbar",))
         self.header = ipywidgets.HBox(
             [ipywidgets.HTML(_header_ident(), layout=self.layouts["ident"], style=self.style),
              ipywidgets.HTML("<b>state</b>", layout=self.layouts["state"], style=self.style),
              ipywidgets.HTML(_header_figures(), layout=self.layouts["figures"], style=self.style)],
             layout=self.row_layout, _dom_classes=("ipyprocessing-header",))
-        self.table = ipywidgets.VBox([self.header], _dom_classes=("ipyprocessing-table",))
+        self.table = ipywidgets.VBox([self.header], _dom_classes=("ipyprocessing-table",),
+                                     layout=ipywidgets.Layout(overflow="auto hidden", max_width="100%"))
         self.authkey = AuthKeyBox()
         self._forget_session = session.listen(self._wake.set)
         self._forget_key = authkey_ui.on_key_change(self._wake.set)
@@ -262,13 +281,49 @@ class Board:
                 self.table.children = (self.header, *(self.rows[entry].box for entry in entries))
             running = sum(entry.alive for entry in entries)
             stopped = len(entries) - running
-            _assign(self.summary, "value", _summary(running, stopped))
-            _assign(self.terminate_all, "disabled", running == 0)
-            _assign(self.clear_stopped, "disabled", stopped == 0)
+            _assign(self.summary, "value", _summary(running, stopped, self.cleared, self.ended))
+            _assign(self.terminate_all, "disabled", running == 0 or self.ended is not None)
+            _assign(self.clear_stopped, "disabled", stopped == 0 or self.ended is not None)
             self.authkey.refresh()
             self.syncs += 1
 
+    # -- shown in cells, replaced at the kernel's end ----------------------------------------
+
+    def show(self, channel: CellChannel, bundle: dict[str, Any]) -> None:
+        """Display a panel (``bundle``) in ``channel``'s cell, under a display id the end replaces."""
+        with self.lock:
+            self._shown.append(channel)
+        channel.publish("display_data", {"data": bundle, "metadata": {},
+                                         "transient": {"display_id": channel.display_id}})
+
+    def end(self, reason: str) -> None:
+        """The kernel is going (``reason``): every panel it showed becomes a static record of the table."""
+        with self.lock:
+            self.ended = reason
+            shown = list(self._shown)
+        self.sync(figures=True)
+        record = self.record(reason)
+        for channel in shown:
+            channel.update_display(record)
+
+    def record(self, reason: str) -> dict[str, Any]:
+        """The table as it is now, in plain HTML and text: a saved notebook shows it without a kernel."""
+        now = self.session.now()
+        rows = [table_row(entry, now) for entry in self.session.entries()]
+        head = "".join(f"<th>{html.escape(column)}</th>" for column in COLUMNS)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(value)}</td>" for value in row) + "</tr>"
+                       for row in rows)
+        markup = (f'<div class="ipyprocessing-panel-record"><p><b>processes</b>: {html.escape(reason)}</p>'
+                  f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
+        return {"text/plain": f"processes: {reason}\n{self.session.table()}", "text/html": markup}
+
     # -- clicks (on the kernel's shell thread) ---------------------------------------------
+
+    def _clear(self) -> None:
+        cleared = self.session.clear_stopped()
+        with self.lock:
+            self.cleared += cleared
+        self._wake.set()
 
     def stop(self, entries: list[Entry]) -> None:
         """Terminate (or kill, where offered) the entries' processes on worker threads; return at once."""
@@ -318,7 +373,7 @@ def _style() -> str:
 
 def _ident_html(entry: Entry) -> str:
     return (_span("name", entry.name, bold=True, title=True) + _span("pid", entry.pid_text, title=True)
-            + _span("key", entry.fingerprint))
+            + _span("prompt", entry.cell) + _span("key", entry.fingerprint))
 
 
 def _figures_html(entry: Entry, now: float) -> str:
@@ -329,7 +384,8 @@ def _figures_html(entry: Entry, now: float) -> str:
 
 
 def _header_ident() -> str:
-    return _style() + _span("name", "name", True) + _span("pid", "pid", True) + _span("key", "key", True)
+    return (_style() + _span("name", "name", True) + _span("pid", "pid", True) + _span("prompt", "cell", True)
+            + _span("key", "key", True))
 
 
 def _header_figures() -> str:
@@ -337,7 +393,13 @@ def _header_figures() -> str:
             + _span("memory", "memory", True))
 
 
-def _summary(running: int, stopped: int) -> str:
+def _summary(running: int, stopped: int, cleared: int, ended: str | None) -> str:
+    """``3 running, 1 stopped (4 cleared)``; ``none running (4 stopped cleared)``; then why it ended."""
+    if ended is not None:
+        return f"<b>processes</b>: {html.escape(ended)}"
     if not running and not stopped:
+        if cleared:
+            return f"<b>processes</b>: none running ({cleared} stopped cleared)"
         return "<b>processes</b>: none started yet in this session"
-    return f"<b>processes</b>: {running} running, {stopped} stopped"
+    counts = f"{running} running, {stopped} stopped"
+    return f"<b>processes</b>: {counts} ({cleared} cleared)" if cleared else f"<b>processes</b>: {counts}"

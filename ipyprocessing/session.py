@@ -36,7 +36,7 @@ from . import settings
 from .cell.handle import CellHandle
 from .words import format_bytes, format_elapsed, pid_text, state_word
 
-__all__ = ["NONE", "Entry", "Sampler", "Session", "current", "table"]
+__all__ = ["COLUMNS", "NONE", "Entry", "Sampler", "Session", "current", "table", "table_row"]
 
 #: What a table shows for a figure it does not have.
 NONE = "\u2013"
@@ -88,6 +88,12 @@ class Entry:
     def is_cell(self) -> bool:
         """Whether a ``%%process`` cell started it."""
         return isinstance(self.process, CellHandle)
+
+    @property
+    def cell(self) -> str:
+        """Which cell started it: ``In[7]`` for a ``%%process`` cell, else none."""
+        count = getattr(self.process, "execution_count", None) if self.is_cell else None
+        return NONE if count is None else f"In[{count}]"
 
     @property
     def alive(self) -> bool:
@@ -236,14 +242,18 @@ class Session:
         group, does not reach them, and a notebook's children should not outlive it.
         """
         running = [entry.process for entry in self.entries(cells=cells) if entry.process.is_alive()]
-        for process in running:
-            if isinstance(process, CellHandle):
-                process.stop(reason)
-            else:
-                process.terminate()
-                if process.is_alive():
-                    process.kill()
+        self.stop_now(running, reason)
         return running
+
+    def stop_now(self, processes: Iterable[processing.ProcessHandle], reason: str) -> None:
+        """Stop each process (SIGTERM, then SIGKILL if it survives 2 s), all in parallel; return once
+        all have ended. A ``%%process`` cell's row says ``reason``."""
+        threads = [threading.Thread(target=_stop_quietly, args=(process, reason), name="ipyprocessing-stop",
+                                    daemon=True) for process in processes]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
 
     def listen(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener()`` after every change (on the thread that made it); returns a remover."""
@@ -320,6 +330,18 @@ class Session:
                 logs.report_exception("error in a session listener")
 
 
+def _stop_quietly(process: processing.ProcessHandle, reason: str) -> None:
+    try:
+        if isinstance(process, CellHandle):
+            process.stop(reason)
+        else:
+            process.terminate()
+            if process.is_alive():
+                process.kill()
+    except Exception:
+        logs.report_exception("could not stop %r", process)
+
+
 def _because(process: processing.ProcessHandle, action: str, reason: str) -> None:
     """``terminate()`` or ``kill()``; a ``%%process`` cell is told why, so that its own row can say so."""
     if isinstance(process, CellHandle):
@@ -384,19 +406,27 @@ def _tick(listener: Callable[[], bool | None]) -> bool:
         return False
 
 
+#: The table's columns, in every form it takes (text, the panel, the panel's final record).
+COLUMNS = ("name", "pid", "cell", "key", "state", "exit", "elapsed", "CPU", "memory")
+
+
+def table_row(entry: Entry, now: float) -> tuple[str, ...]:
+    """One entry's values, in :data:`COLUMNS` order."""
+    return (
+        entry.name,
+        entry.pid_text,
+        entry.cell,
+        entry.fingerprint,
+        entry.state,
+        NONE if entry.exitcode is None else str(entry.exitcode),
+        format_elapsed(entry.elapsed(now)),
+        *entry.resources(),
+    )
+
+
 def table(entries: list[Entry], now: float) -> str:
     """The one text table of processes: for ``%processes``, terminals, and front ends without widgets."""
-    rows = [("name", "pid", "key", "state", "exit", "elapsed", "CPU", "memory")]
-    for entry in entries:
-        rows.append((
-            entry.name,
-            entry.pid_text,
-            entry.fingerprint,
-            entry.state,
-            NONE if entry.exitcode is None else str(entry.exitcode),
-            format_elapsed(entry.elapsed(now)),
-            *entry.resources(),
-        ))
+    rows = [COLUMNS, *(table_row(entry, now) for entry in entries)]
     if len(rows) == 1:
         return "no process has been started in this session"
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

@@ -12,7 +12,9 @@ import signal
 
 import processing
 
-__all__ = ["describe_exit", "format_bytes", "format_elapsed", "pid_text", "state_word"]
+__all__ = [
+    "describe_exit", "exit_text", "format_bytes", "format_elapsed", "outcome", "pid_text", "state_word",
+]
 
 _SIGNAL_WORDS = {
     signal.SIGKILL: "killed by SIGKILL, often the out-of-memory killer",
@@ -43,6 +45,30 @@ def describe_exit(exitcode: int | None) -> str:
     except ValueError:
         return f"killed by signal {-exitcode}"
     return _SIGNAL_WORDS.get(signum, f"killed by {signum.name}")
+
+
+def outcome(exitcode: int | None) -> str:
+    """How it ended, in one word the row puts before the exit code: ``finished``, ``failed``,
+    ``terminated``, ``killed``, ``killed by SIGSEGV``, ``lost``."""
+    if exitcode is None:
+        return "lost"
+    if exitcode >= 0:
+        return "finished" if exitcode == 0 else "failed"
+    if exitcode == -signal.SIGTERM:
+        return "terminated"
+    if exitcode == -signal.SIGKILL:
+        return "killed"
+    try:
+        return f"killed by {signal.Signals(-exitcode).name}"
+    except ValueError:
+        return f"killed by signal {-exitcode}"
+
+
+def exit_text(exitcode: int | None) -> str:
+    """The row's exit figure: ``finished · exit code 0``, ``terminated · exit code -15``,
+    ``lost · no exit code``."""
+    code = "no exit code" if exitcode is None else f"exit code {exitcode}"
+    return f"{outcome(exitcode)} · {code}"
 
 
 def format_elapsed(seconds: float) -> str:

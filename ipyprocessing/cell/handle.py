@@ -20,7 +20,7 @@ import processing
 
 from ..view.output import OutputLog
 from ..words import describe_exit
-from . import messages
+from . import messages, pulls
 from .target import CellTarget
 
 TYPE_CHECKING = False  # no typing at run time: spawned children import this module
@@ -46,6 +46,9 @@ if TYPE_CHECKING:
             ``exitcode`` is None for a remote child whose worker went away (``lost``).
             """
 
+        def wait_shown(self, timeout: float) -> bool:
+            """Wait until the end is shown (a kernel about to exit waits for it); False on timeout."""
+
 __all__ = ["CellHandle", "CellProcess", "timeout_reason"]
 
 
@@ -59,7 +62,7 @@ class CellHandle:
 
     #: What a cell's handle keeps for the notebook only: never sent to the child.
     cell_attributes = frozenset({"_log", "_view", "_user_ns", "_timer", "pulled", "_pulled_values",
-                                 "input_requests"})
+                                 "input_requests", "failed_because"})
 
     def _init_cell(self, target: CellTarget, user_ns: dict[str, Any]) -> None:
         from ..settings import current  # here: a child that loads this module needs no traitlets
@@ -68,13 +71,18 @@ class CellHandle:
         self._view: View = _Unseen()
         self._user_ns = user_ns
         self._timer: threading.Timer | None = None
-        self.pulled: dict[str, Any] = {}
+        #: The names this cell's child pulled into the notebook (their values are the notebook's alone).
+        self.pulled: tuple[str, ...] = ()
         self._pulled_values: dict[str, Any] | None = None
+        #: Why the cell failed, in one line (``the cell raised ZeroDivisionError: division by zero``).
+        self.failed_because: str | None = None
         #: What the child's ``input()`` asks, for ``--wait`` to answer (see :mod:`.waiting`).
         self.input_requests = _Requests()
         self.pull_names: tuple[str, ...] = target.pull
         self.execution_count: int = target.settings.execution_count
         self.stop_reason: str | None = None
+        #: The front end's id of the cell that started it (None where the front end sends none).
+        self.cell_id: str | None = None
         self.started_at: float | None = None
         self.ended_at: float | None = None
 
@@ -102,10 +110,21 @@ class CellHandle:
         """Show this process through ``view``; call before ``start()``."""
         self._view = view
 
+    def wait_shown(self, timeout: float) -> bool:
+        """Wait until the view has shown the end; False if ``timeout`` seconds passed first."""
+        return self._view.wait_shown(timeout)
+
     def start(self) -> None:
         _finish_on_exit()
         self.started_at = time.monotonic()
         super().start()  # type: ignore[misc]
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the child as ``Process.join`` does; once it has ended, its pulled values are assigned
+        (a cell that joins the child asked for them, so they do not wait for the cell's end)."""
+        super().join(timeout)  # type: ignore[misc]
+        if self.ended_at is not None:
+            pulls.deliveries.assign_waiting(self)
 
     def stop_after(self, seconds: float) -> None:
         """Stop the child if it still runs ``seconds`` from now (``--timeout``)."""
@@ -114,16 +133,17 @@ class CellHandle:
         self._timer.start()
 
     def terminate_because(self, reason: str) -> None:
-        """Send SIGTERM (waiting up to 2 s for the exit) and remember why, so the display can say so."""
+        """Send SIGTERM to the child and the subprocesses it started (its process group), waiting up
+        to 2 s for the exit, and remember why, so the display can say so."""
         if self.exitcode is None:  # type: ignore[attr-defined]
             self.stop_reason = reason
-            self.terminate()  # type: ignore[attr-defined]
+            self.terminate(tree=True)  # type: ignore[attr-defined]
 
     def kill_because(self, reason: str) -> None:
-        """Send SIGKILL and remember why."""
+        """Send SIGKILL to the child and its process group, and remember why."""
         if self.exitcode is None:  # type: ignore[attr-defined]
             self.stop_reason = reason
-            self.kill()  # type: ignore[attr-defined]
+            self.kill(tree=True)  # type: ignore[attr-defined]
 
     def stop(self, reason: str) -> None:
         """Terminate the child, and kill it if SIGTERM did not end it: used where the user cannot insist."""
@@ -138,20 +158,26 @@ class CellHandle:
             self._timer.cancel()
         stopped_by_us = self.stop_reason is not None and exitcode in (-signal.SIGTERM, -signal.SIGKILL)
         notes = [self.stop_reason] if self.stop_reason and exitcode != 0 else []
-        if exitcode != 0 and not stopped_by_us:  # our own reason already says what the signal was
+        if exitcode == 1 and self.failed_because is not None:
+            notes.append(self.failed_because)
+        elif exitcode != 0 and not stopped_by_us:  # our own reason already says what the signal was
             notes.append(describe_exit(exitcode))
         if self.pull_names:
             notes.append(self._pull(exitcode))
+        if self._log.problem is not None:
+            notes.append(self._log.problem)
         self._view.exited(exitcode, "; ".join(notes))
 
     def _pull(self, exitcode: int) -> str:
+        """Hand the pulled values to the notebook (between cells, see :mod:`.pulls`); keep their names."""
         names = ", ".join(self.pull_names)
+        values, self._pulled_values = self._pulled_values, None
         if exitcode != 0:
             return f"nothing pulled ({names}): the cell did not finish"
-        if self._pulled_values is None:
+        if values is None:
             return f"nothing pulled ({names}): the child sent no values"
-        self.pulled, self._pulled_values = self._pulled_values, None
-        self._user_ns.update(self.pulled)
+        self.pulled = tuple(values)
+        pulls.deliveries.deliver(self, self._user_ns, values)  # now, or as the running cell ends or joins us
         return f"pulled {names} into the notebook"
 
     def _deliver(self, stream: str, data: bytes) -> None:
@@ -166,9 +192,14 @@ class CellHandle:
                 self._deliver(name, text.encode("utf-8", "backslashreplace"))
         elif isinstance(obj, messages.Pulled):
             self._pulled_values = obj.values
+        elif isinstance(obj, messages.Failed):
+            self.failed_because = obj.reason
         elif isinstance(obj, messages.InputRequest):
             self.input_requests.put(obj)
         elif isinstance(obj, messages.Error):
+            if self.failed_because is None:
+                detail = _first_line(obj.evalue)
+                self.failed_because = f"the cell raised {obj.ename}" + (f": {detail}" if detail else "")
             self._log.append("stderr", (obj.plain() + "\n").encode())  # .output keeps what went wrong too
             self._view.received(obj)
         elif isinstance(obj, messages.SHELL_MESSAGES):
@@ -217,6 +248,9 @@ class _Unseen:
     def exited(self, exitcode: int | None, note: str) -> None:
         pass
 
+    def wait_shown(self, timeout: float) -> bool:
+        return True
+
 
 class _Requests:
     """The child's ``input()`` requests, queued for the thread that waits for the cell (``--wait``),
@@ -257,6 +291,11 @@ class _Requests:
         if pipe is not None:
             for fd in pipe:
                 os.close(fd)
+
+
+def _first_line(text: str, limit: int = 200) -> str:
+    line = text.strip().split("\n", 1)[0]
+    return line if len(line) <= limit else line[: limit - 1] + "\u2026"
 
 
 def timeout_reason(seconds: float) -> str:

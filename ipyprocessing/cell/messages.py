@@ -27,6 +27,7 @@ __all__ = [
     "CommOpen",
     "Display",
     "Error",
+    "Failed",
     "InputReply",
     "InputRequest",
     "Pulled",
@@ -102,6 +103,12 @@ class InputRequest(namedtuple("InputRequest", "prompt password")):
 
 class InputReply(namedtuple("InputReply", "value error")):
     """The notebook's answer to an :class:`InputRequest`: the value typed, or why there is none."""
+
+    __slots__ = ()
+
+
+class Failed(namedtuple("Failed", "reason")):
+    """Why the child's harness ended the cell with exit code 1 (``cannot pull 'x': ...``), for the row."""
 
     __slots__ = ()
 

@@ -17,7 +17,7 @@ from collections import namedtuple
 import processing
 from processing import serialization
 
-from .messages import Pulled
+from .messages import Failed, Pulled
 
 TYPE_CHECKING = False  # typing costs a spawned child ~10 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
@@ -126,4 +126,8 @@ def _quoted(names: list[str]) -> str:
 def _fail(message: str) -> NoReturn:
     sys.stdout.flush()
     print(f"ipyprocessing: {message}", file=sys.stderr)
+    try:
+        processing.sendToParent(Failed(message))  # so that the row says this, not "the cell raised"
+    except Exception:
+        pass  # the channel is gone: the message above is still in the output
     raise SystemExit(1)

@@ -38,7 +38,7 @@ from .messages import InputReply
 if TYPE_CHECKING:
     from .remote import RemoteCellProcess
 
-__all__ = ["wait_for"]
+__all__ = ["wait_ended", "wait_for"]
 
 _COMM_MESSAGES = frozenset({"comm_open", "comm_msg", "comm_close"})
 _handed_back: set[asyncio.Future[Any]] = set()
@@ -55,15 +55,27 @@ def wait_for(process: CellProcess | RemoteCellProcess, kernel: Any, timeout: flo
     Raises:
         KeyboardInterrupt: the kernel was interrupted (the caller stops the child).
     """
+    if not wait_ended(process, kernel, timeout):
+        assert timeout is not None
+        process.stop(timeout_reason(timeout))
+    process.join()
+
+
+def wait_ended(process: CellProcess | RemoteCellProcess, kernel: Any, limit: float | None) -> bool:
+    """Serve the widgets and the child's ``input()`` until ``process`` has exited (True) or ``limit``
+    seconds have passed (False); the child is left alone either way.
+
+    Raises:
+        KeyboardInterrupt: the kernel was interrupted.
+    """
     pump = _ShellPump.of(kernel)
-    deadline = None if timeout is None else time.monotonic() + timeout
+    deadline = None if limit is None else time.monotonic() + limit
     watched = [process.sentinel, process.input_requests.fd]
     try:
         while True:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                process.stop(timeout_reason(timeout))
-                break
+                return False
             if pump is not None:
                 ready = pump.serve_until_readable(watched, remaining)
             else:
@@ -71,12 +83,11 @@ def wait_for(process: CellProcess | RemoteCellProcess, kernel: Any, timeout: flo
             if process.input_requests.fd in ready:
                 _answer(process, kernel)
             if process.sentinel in ready:
-                break
+                return True
     finally:
         process.input_requests.close()
         if pump is not None:
             pump.hand_back()
-    process.join()
 
 
 def _answer(process: CellProcess | RemoteCellProcess, kernel: Any) -> None:

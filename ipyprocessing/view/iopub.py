@@ -24,6 +24,7 @@ class CellChannel:
     """IOPub messages parented to the cell being executed when this object was created."""
 
     def __init__(self, kernel: Any) -> None:
+        self._kernel = kernel
         self._session = kernel.session
         self._socket = kernel.iopub_socket
         self._parent = kernel.get_parent("shell")
@@ -63,6 +64,25 @@ class CellChannel:
         """Replace the cell's own display (shown with :attr:`display_id`) with ``data``."""
         self.publish("update_display_data", {"data": data, "metadata": metadata or {},
                                              "transient": {"display_id": self.display_id}})
+
+    def update_display_for_runner(self, data: dict[str, Any]) -> bool:
+        """Replace the cell's display as seen by the request running now, if that is another cell's;
+        True if sent.
+
+        A client that listens only to the cell it is executing (nbclient, so
+        ``jupyter nbconvert --execute`` and CI) ignores messages parented to a cell
+        it has finished, but applies a display-id update from the running cell to
+        every output with that id. Sent before :meth:`update_display`, so that a
+        front end that applies both (JupyterLab) ends with the cell's own.
+        """
+        running = self._kernel.get_parent("shell")
+        running_id = (running or {}).get("header", {}).get("msg_id")
+        if not running_id or running_id == self._parent.get("header", {}).get("msg_id"):
+            return False
+        self._session.send(self._socket, "update_display_data",
+                           {"data": data, "metadata": {}, "transient": {"display_id": self.display_id}},
+                           parent=running, ident=b"update_display_data")
+        return True
 
     def publish_output(self, output: dict[str, Any]) -> None:
         """Send an nbformat output dict (stream, display, result, error) as the cell's own output."""

@@ -24,7 +24,7 @@ from typing import Any
 from ..cell.messages import plain_traceback
 from .output import Tail
 
-__all__ = ["MAX_DISPLAYS", "CellOutputs"]
+__all__ = ["MAX_DISPLAYS", "CellOutputs", "text_of"]
 
 #: Rich outputs a cell keeps; older ones are dropped (and counted).
 MAX_DISPLAYS = 50
@@ -162,18 +162,7 @@ class CellOutputs:
 
     def text(self) -> str:
         """Everything shown, as plain text (for a front end that shows no widget)."""
-        parts = []
-        for output in self.outputs(final=True):
-            kind = output["output_type"]
-            if kind == "stream":
-                parts.append(output["text"])
-            elif kind == "error":
-                parts.append(plain_traceback(output["traceback"]) + "\n")
-            else:
-                text = output.get("data", {}).get("text/plain")
-                if text:
-                    parts.append(str(text) + "\n")
-        return "".join(parts)
+        return text_of(self.outputs(final=True))
 
     def size(self) -> int:
         """About how many bytes the outputs take to send (what the throttle paces itself by)."""
@@ -185,6 +174,22 @@ class CellOutputs:
                 else:
                     total += sum(len(str(value)) for value in item[1].get("data", {}).values())
             return total
+
+
+def text_of(outputs: list[dict[str, Any]]) -> str:
+    """nbformat outputs as plain text: streams, tracebacks, the text form of displays and results."""
+    parts = []
+    for output in outputs:
+        kind = output["output_type"]
+        if kind == "stream":
+            parts.append(output["text"])
+        elif kind == "error":
+            parts.append(plain_traceback(output["traceback"]) + "\n")
+        else:
+            text = output.get("data", {}).get("text/plain")
+            if text:
+                parts.append(str(text) + "\n")
+    return "".join(parts)
 
 
 def _stream(name: str, text: str) -> dict[str, Any]:

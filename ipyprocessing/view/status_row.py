@@ -36,10 +36,10 @@ from .. import settings
 from ..cell.handle import CellHandle
 from ..cell.messages import Clear, CommClose, CommMsg, CommOpen, Display, Error, Result
 from ..session import Entry, Session, current
-from ..words import describe_exit, format_bytes, format_elapsed, pid_text, state_word
+from ..words import describe_exit, exit_text, format_bytes, format_elapsed, pid_text, state_word
 from .comms import CommRelay
 from .iopub import CellChannel
-from .outputs import CellOutputs
+from .outputs import CellOutputs, text_of
 from .throttle import INTERVAL, Throttle
 
 __all__ = ["CellBox", "WidgetView"]
@@ -94,9 +94,11 @@ class WidgetView:
         self._exitcode: int | None = None
         self._ended = False
         self._entry: Entry | None = None
-        self._figures = {"exitcode": "exit code -", "elapsed": "", "resources": ""}
+        self._figures = {"exitcode": "running", "elapsed": "", "resources": ""}
         self._note = ""
         self.box: CellBox | None = None
+        #: Set once the end is shown (the record and the outputs sent): a kernel shutting down waits for it.
+        self.end_shown = threading.Event()
 
     def show(self) -> None:
         """Build the row and display it in the current cell; call in the cell, after ``start()``."""
@@ -106,6 +108,10 @@ class WidgetView:
         display(self.box, display_id=self._channel.display_id)
         with self._lock:
             self._shown = True
+            ended = self._ended
+        if ended:  # the child was quicker than its row: the end could not replace a row not yet shown
+            self._finalize()
+            return
         self._throttle.mark(self)
         self._session.sampler.listen(self.tick)
 
@@ -148,10 +154,20 @@ class WidgetView:
 
     def exited(self, exitcode: int | None, note: str) -> None:
         """The child has ended: its final record replaces the row, its outputs become the cell's own."""
+        try:
+            self._end(exitcode, note)
+        finally:
+            self.end_shown.set()
+
+    def wait_shown(self, timeout: float) -> bool:
+        """Wait until the end is shown; False if ``timeout`` seconds passed first."""
+        return self.end_shown.wait(timeout)
+
+    def _end(self, exitcode: int | None, note: str) -> None:
         self.flush()
         with self._lock:
             self._exitcode, self._ended = exitcode, True
-            self._figures["exitcode"] = "no exit code" if exitcode is None else f"exit code {exitcode}"
+            self._figures["exitcode"] = exit_text(exitcode)
             self._figures["elapsed"] = format_elapsed(self.process.elapsed)
             self._figures["resources"] = ""
             self._note = note
@@ -165,10 +181,22 @@ class WidgetView:
                 self.button.disabled = True
                 self.note.value = html.escape(note)
         self.comms.close_all()
-        if not shown:
-            return  # the row was never displayed (show() raised): there is nothing to replace
+        if shown:  # else show() finalizes, once the row is displayed (or never, if show() raised)
+            self._finalize()
+
+    def _finalize(self) -> None:
+        """Replace the shown row with the final record, and keep the outputs as the cell's own."""
+        with self._lock:
+            events = list(self._pending)
+            self._pending.clear()
+            if events:  # what came before the row was shown, which no flush could show
+                self._outputs.apply(events)
+        final = self._outputs.outputs(final=True, widget_text=self.comms.widget_text)
+        # The record with the output's tail, for a client that hears only the cell it runs now (nbclient);
+        # then the record and the outputs as the cell's own.
+        self._channel.update_display_for_runner(self._record(tail=_tail(final)))
         self._channel.update_display(self._record())
-        for output in self._outputs.outputs(final=True, widget_text=self.comms.widget_text):
+        for output in final:
             self._channel.publish_output(output)
         with self._lock:
             for widget in (self.name, self.state, self.figures, self.button, self.note, self.row,
@@ -245,18 +273,20 @@ class WidgetView:
         self.output_widget = ipywidgets.Output(_dom_classes=("ipyprocessing-output",))
         self.box = CellBox([self.row, self.output_widget], self)
 
-    def _record(self) -> dict[str, Any]:
-        """The cell's final record in plain mime types: it reads the same in a saved notebook."""
+    def _record(self, tail: str = "") -> dict[str, Any]:
+        """The cell's final record in plain mime types: it reads the same in a saved notebook.
+        ``tail``: the end of the output, written below it (where the outputs will not be kept)."""
         process = self.process
         figures = " · ".join(text for text in self._figures.values() if text)
         text = f"{process.name} (pid {pid_text(process)}): {self._state_word()} · {figures}"
         if self._note:
             text += f"; {self._note}"
         note = f' · <span class="ipyprocessing-note">{html.escape(self._note)}</span>' if self._note else ""
+        below = f'<pre class="ipyprocessing-tail">{html.escape(tail)}</pre>' if tail else ""
         markup = (f'<div class="ipyprocessing-record" title="{html.escape(describe_exit(self._exitcode))}">'
                   f'{self._name_html()} <b class="ipyprocessing-state">{html.escape(self._state_word())}</b>'
-                  f" · {self._figures_html()}{note}</div>")
-        return {"text/plain": text, "text/html": markup}
+                  f" · {self._figures_html()}{note}</div>{below}")
+        return {"text/plain": f"{text}\n{tail}" if tail else text, "text/html": markup}
 
     def _state_word(self) -> str:
         return state_word(self.process, self._exitcode, self._ended)
@@ -275,6 +305,15 @@ class WidgetView:
             return ""  # not sampled yet, or remote: its pid is on the worker's machine
         memory = f"memory {format_bytes(entry.memory)}"
         return memory if entry.cpu is None else f"CPU {entry.cpu:.0f}% · {memory}"
+
+
+#: Lines of output a record carries when the outputs themselves will not be kept (see ``_finalize``).
+TAIL_LINES = 20
+
+
+def _tail(outputs: list[dict[str, Any]]) -> str:
+    """The last :data:`TAIL_LINES` lines of the outputs' text."""
+    return "\n".join(text_of(outputs).rstrip("\n").split("\n")[-TAIL_LINES:])
 
 
 def _html(value: str, part: str, shared: dict[str, Any]) -> ipywidgets.HTML:

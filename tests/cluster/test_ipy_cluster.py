@@ -38,7 +38,7 @@ def test_cluster_cell_runs_streams_output_and_pulls(shell: InteractiveShell, add
     assert handle.exitcode == 0, handle.output
     assert handle.host.startswith("tcp://127.0.0.1:")
     assert shell.user_ns["answer"] == 42
-    assert handle.pulled == {"answer": 42}
+    assert handle.pulled == ("answer",)  # the names only: the value is the notebook's alone
     assert f"hello from {handle.pid}" in handle.stdout.decode()
     assert "pulled answer into the notebook" in capsys.readouterr().out
 
@@ -109,7 +109,8 @@ def test_status_learns_pid_and_host_when_a_worker_takes_the_cell(shell: Interact
         assert "[queued] started, pid - (waiting for a worker)" in started, started
         shell.run_line_magic("processes", "")
         table = capsys.readouterr().out
-        assert re.search(r"queued\s+- \(waiting for a worker\)\s+[0-9a-f]{8}\s+pending\s", table), table
+        pending = r"queued\s+- \(waiting for a worker\)\s+In\[\d+\]\s+[0-9a-f]{8}\s+pending\s"
+        assert re.search(pending, table), table
     handle.join(30)
     out = capsys.readouterr().out
     running = f"[queued] running, pid {handle.pid} on {handle.host}"
@@ -117,7 +118,7 @@ def test_status_learns_pid_and_host_when_a_worker_takes_the_cell(shell: Interact
     assert out.index(running) < out.index("[queued] exited with code 0"), out
     shell.run_line_magic("processes", "")
     table = capsys.readouterr().out
-    row = rf"queued\s+{handle.pid} on {re.escape(handle.host)}\s+[0-9a-f]{{8}}\s+stopped\s"
+    row = rf"queued\s+{handle.pid} on {re.escape(handle.host)}\s+In\[\d+\]\s+[0-9a-f]{{8}}\s+stopped\s"
     assert re.search(row, table), table
 
 

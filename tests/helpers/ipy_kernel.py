@@ -56,13 +56,20 @@ class Kernel:
 
     # -- requests -----------------------------------------------------------
 
-    def execute(self, code: str, *, fails: bool = False) -> str:
+    def execute(self, code: str, *, fails: bool = False, cell_id: str | None = None) -> str:
         """Send an execute_request and return its msg_id at once.
 
         ``fails``: the cell is expected to end in an error (or an interrupt), so
-        the kernel must not abort the requests queued after it.
+        the kernel must not abort the requests queued after it. ``cell_id``: the
+        notebook cell it comes from, sent as JupyterLab sends it (``cellId`` metadata).
         """
-        return self.client.execute(code, stop_on_error=not fails)
+        if cell_id is None:
+            return self.client.execute(code, stop_on_error=not fails)
+        content = {"code": code, "silent": False, "store_history": True, "user_expressions": {},
+                   "allow_stdin": False, "stop_on_error": not fails}
+        message = self.client.session.msg("execute_request", content, metadata={"cellId": cell_id})
+        self.client.shell_channel.send(message)
+        return message["header"]["msg_id"]
 
     def reply(self, msg_id: str, timeout: float = 60) -> Message:
         """The shell reply to ``msg_id`` (its content)."""
@@ -78,9 +85,9 @@ class Kernel:
             self._replies[message["parent_header"].get("msg_id")] = message
         return self._replies.pop(msg_id)["content"]
 
-    def run(self, code: str, timeout: float = 60) -> str:
+    def run(self, code: str, timeout: float = 60, cell_id: str | None = None) -> str:
         """Execute ``code``, require status ok, return the request's msg_id."""
-        msg_id = self.execute(code)
+        msg_id = self.execute(code, cell_id=cell_id)
         content = self.reply(msg_id, timeout)
         assert content["status"] == "ok", f"{code!r} failed: {content.get('ename')}: {content.get('evalue')}"
         return msg_id

@@ -35,10 +35,13 @@ def test_the_key_is_masked_and_its_fingerprint_shown() -> None:
 
 def test_reveal_shows_the_key_and_hiding_it_again_removes_it() -> None:
     box = AuthKeyBox()
+    assert box.reveal.description == "Reveal"
     box.reveal.value = True
     assert key_text() in box.value.value and key_text() in box.text()
+    assert box.reveal.description == "Hide"  # the button says what a click does now
     box.reveal.value = False
     assert key_text() not in box.value.value
+    assert box.reveal.description == "Reveal"
 
 
 def test_regenerate_changes_the_key_of_later_processes_only() -> None:

@@ -1,4 +1,5 @@
-"""Fault injection at kernel level (issue 5): no ``%%process`` child outlives its kernel.
+"""Fault injection at kernel level (issues 5, 14): no ``%%process`` child, nor its own subprocesses,
+outlives its kernel or a Terminate; pulled and sent values do not stay in the kernel.
 
 A real kernel driven through jupyter_client (tests/helpers/ipy_kernel.py) starts
 ``%%process`` children under every start method, then dies by SIGKILL (as the
@@ -112,3 +113,62 @@ def test_the_children_are_outside_the_kernels_process_group(fresh_kernel: Kernel
     finally:
         fresh_kernel.run("%process_terminate --all")
     assert wait_until(lambda: not _still_running(list(children.values())), GONE_WITHIN, 0.05)
+
+
+def _start_with_subprocess(kernel: Kernel, tmp_path, method: str) -> int:
+    """A ``%%process`` child that starts a ``sleep`` subprocess of its own; the subprocess's pid."""
+    path = str(tmp_path / f"sub-{method}")
+    kernel.run(
+        f"%%process --method {method} --name parent-{method}\n"
+        "import os, subprocess, time\n"
+        "sub = subprocess.Popen(['sleep', '1000'])\n"
+        f"with open({path + '.tmp'!r}, 'w') as f:\n"
+        "    f.write(str(sub.pid))\n"
+        f"os.replace({path + '.tmp'!r}, {path!r})\n"
+        "time.sleep(1000)\n"
+    )
+    assert wait_until(lambda: os.path.exists(path), 60)
+    with open(path) as f:
+        return int(f.read())
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_terminate_stops_the_cells_own_subprocesses(kernel: Kernel, tmp_path, method: str) -> None:
+    """Fails before: Terminate signalled the child alone; its subprocess ran on."""
+    sub = _start_with_subprocess(kernel, tmp_path, method)
+    try:
+        assert "stopped[SIGTERM]" in kernel.stdout_of(f"%process_terminate parent-{method}")
+        assert wait_until(lambda: pid_gone(sub), GONE_WITHIN), f"the cell's subprocess {sub} ran on"
+    finally:
+        if not pid_gone(sub):
+            os.kill(sub, signal.SIGKILL)
+
+
+def test_a_cells_subprocesses_die_with_a_kernel_killed_by_sigkill(fresh_kernel: Kernel, tmp_path) -> None:
+    subs = [_start_with_subprocess(fresh_kernel, tmp_path, method) for method in METHODS]
+    try:
+        os.kill(fresh_kernel.manager.provisioner.pid, signal.SIGKILL)
+        for sub in subs:
+            assert wait_until(lambda sub=sub: pid_gone(sub), GONE_WITHIN), f"{sub} outlived the kernel"
+    finally:
+        for sub in subs:
+            if not pid_gone(sub):
+                os.kill(sub, signal.SIGKILL)
+
+
+MIB = 1 << 20
+
+
+@pytest.mark.slow
+def test_the_kernel_gives_back_the_memory_of_pulled_and_sent_values(fresh_kernel: Kernel) -> None:
+    """Fails before: the handle kept every pulled value (three 200 MiB pulls then del: 54 -> 655 MiB)."""
+    kernel = fresh_kernel
+    kernel.run("import gc, psutil, numpy as np\nrss = lambda: psutil.Process().memory_info().rss")
+    before = kernel.eval("rss()")
+    for _ in range(3):
+        kernel.run("big = np.ones(200 * 2**20 // 8)")  # 200 MiB of float64, sent to the child by value
+        kernel.run("%%process --wait --method forkserver --pull y\ny = big + 1")
+        assert kernel.eval("float(y[0])") == 2.0
+        kernel.run("del big, y\ngc.collect()")
+    grown = kernel.eval("rss()") - before
+    assert grown < 100 * MIB, f"the kernel kept {grown / MIB:.0f} MiB after three 200 MiB round trips"

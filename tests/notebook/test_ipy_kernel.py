@@ -136,7 +136,7 @@ def test_syntax_error_and_bad_option_start_nothing(kernel: Kernel) -> None:
 def test_processes_table_and_terminate_by_name(kernel: Kernel) -> None:
     kernel.run("%%process --name tabled\nimport time\ntime.sleep(600)\n")
     table = kernel.stdout_of("%processes")
-    header = ["name", "pid", "key", "state", "exit", "elapsed", "CPU", "memory"]
+    header = ["name", "pid", "cell", "key", "state", "exit", "elapsed", "CPU", "memory"]
     assert table.splitlines()[0].split() == header
     assert any(line.split()[:1] == ["tabled"] and "started" in line for line in table.splitlines())
     assert "stopped[SIGTERM]" in kernel.stdout_of("%process_terminate tabled")

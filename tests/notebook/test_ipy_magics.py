@@ -37,7 +37,11 @@ def test_help_lists_every_option(shell: InteractiveShell, capsys: pytest.Capture
     ("--bogus", "unrecognized arguments: --bogus"),
     ("--method thread", "invalid choice: 'thread'"),
     ("--timeout soon", "invalid float value"),
-    ("--timeout 0", "--timeout must be a positive number"),
+    ("--timeout 0", "--timeout must be a finite number of seconds, at least 0.01, not 0"),
+    ("--timeout -5", "not -5"),
+    ("--timeout inf", "not inf"),
+    ("--timeout nan", "not nan"),
+    ("--timeout 1e-300", "not 1e-300"),
     ("--pull 1st", "'1st' is not a Python name"),
     ("--push for", "'for' is not a Python name"),
     ("--proc a.b", "'a.b' is not a Python name"),
@@ -147,9 +151,10 @@ def test_processes_and_process_terminate(shell: InteractiveShell, capsys: pytest
     capsys.readouterr()
     shell.run_line_magic("processes", "")
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["name", "pid", "key", "state", "exit", "elapsed", "CPU", "memory"]
-    row = ["napper", str(napper.pid), napper.authkey_fingerprint, "started", "\u2013"]
-    assert any(line.split()[:5] == row for line in table)
+    assert table[0].split() == ["name", "pid", "cell", "key", "state", "exit", "elapsed", "CPU", "memory"]
+    row = ["napper", str(napper.pid), f"In[{napper.execution_count}]", napper.authkey_fingerprint, "started",
+           "\u2013"]
+    assert any(line.split()[:6] == row for line in table)  # the cell that started it
     with pytest.raises(UsageError, match="no process named 'nobody'"):
         shell.run_line_magic("process_terminate", "nobody")
     with pytest.raises(UsageError, match="or --all"):

@@ -46,6 +46,9 @@ class Channel:
     def update_display(self, data: dict, metadata: dict | None = None) -> None:
         self.sent.append(("update_display_data", {"data": data}))
 
+    def update_display_for_runner(self, data: dict) -> bool:
+        return False  # no other cell runs here
+
     def publish_output(self, output: dict) -> None:
         self.sent.append((output["output_type"], output))
 
@@ -75,7 +78,7 @@ def test_terminate_button_stops_the_child_and_the_row_says_so(session: Session) 
     view.button.click()  # returns at once: the terminate runs on a worker thread
     process.join()
     assert wait_until(lambda: view.state.value == "stopped[SIGTERM]")
-    assert ">exit code -15<" in view.figures.value
+    assert ">terminated · exit code -15<" in view.figures.value
     assert view.button.disabled
     note = "terminated from the Terminate button"
     assert view.note.value == note

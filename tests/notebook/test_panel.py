@@ -174,7 +174,9 @@ def test_terminate_all_then_clear_stopped(panel: ProcessPanel) -> None:
     assert wait_until(lambda: board.table.children == (board.header,))
     assert board.rows == {}
     assert all(row.box.comm is None for row in rows), "the rows' widgets were closed"
-    assert "none started yet" in board.summary.value and board.clear_stopped.disabled
+    # the summary says what happened to the rows, and Terminate all has nothing to stop
+    assert wait_until(lambda: "none running (4 stopped cleared)" in board.summary.value), board.summary.value
+    assert board.clear_stopped.disabled and board.terminate_all.disabled
 
 
 def test_several_panels_show_the_same_widgets_and_agree(session: Session) -> None:
@@ -241,9 +243,9 @@ def test_text_table_shows_what_the_widget_shows(session: Session) -> None:
     process.terminate()
     assert wait_until(lambda: session.entries()[0].state == "stopped[SIGTERM]")
     lines = session.table().splitlines()
-    assert lines[0].split() == ["name", "pid", "key", "state", "exit", "elapsed", "CPU", "memory"]
-    expected = ["texty", str(process.pid), process.authkey_fingerprint, "stopped[SIGTERM]", "-15"]
-    assert lines[1].split()[:5] == expected
+    assert lines[0].split() == ["name", "pid", "cell", "key", "state", "exit", "elapsed", "CPU", "memory"]
+    expected = ["texty", str(process.pid), "\u2013", process.authkey_fingerprint, "stopped[SIGTERM]", "-15"]
+    assert lines[1].split()[:6] == expected  # a plain Process: no cell started it
 
 
 def test_the_registry_keeps_a_bounded_number_of_stopped_processes(session: Session, monkeypatch) -> None:
@@ -287,7 +289,7 @@ def test_without_a_widget_front_end_the_magics_print_text() -> None:
     """)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split()[:4] == ["name", "pid", "key", "state"]
-    assert lines[1].split()[0] == "terminal-sleeper" and lines[1].split()[3] == "started"
+    assert lines[0].split()[:5] == ["name", "pid", "cell", "key", "state"]
+    assert lines[1].split()[0] == "terminal-sleeper" and lines[1].split()[4] == "started"
     key = lines[-1].split()[1]
     assert lines[2].startswith("auth key ") and key not in "\n".join(lines[:-1])

@@ -131,9 +131,9 @@ def test_process_panel_text_prints_the_table(kernel: Kernel) -> None:
                "texty.start()")
     text = kernel.stdout_of("%process_panel --text")
     header, line = text.splitlines()[:2]
-    assert header.split()[:4] == ["name", "pid", "key", "state"]
+    assert header.split()[:5] == ["name", "pid", "cell", "key", "state"]
     pid, fingerprint = kernel.eval("[texty.pid, texty.authkey_fingerprint]")
-    assert line.split()[:4] == ["texty", str(pid), fingerprint, "started"]
+    assert line.split()[:5] == ["texty", str(pid), "\u2013", fingerprint, "started"]  # no cell started it
     kernel.run("texty.terminate()")
 
 

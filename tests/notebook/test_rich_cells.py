@@ -155,7 +155,7 @@ def test_a_change_made_in_the_front_end_reaches_the_childs_widget(kernel: Kernel
     kernel.client.shell_channel.send(kernel.client.session.msg("comm_msg", update))
     assert wait_until(lambda: "the child saw 7" in texts(kernel.outputs_of(msg_id)), limit=60)
     # the child printed its last line and now ends: its exit, not only its output, belongs to the test
-    assert wait_until(lambda: not kernel.eval("[p for p in __import__('ipyprocessing').processes()"
+    assert wait_until(lambda: not kernel.eval("[p.name for p in __import__('ipyprocessing').processes()"
                                               " if p.is_alive()]"), limit=30)
 
 
