@@ -150,7 +150,9 @@ class AuthKeyBox(ipywidgets.VBox):
             fingerprint = html.escape(_authkey.fingerprint(key))
             secret = html.escape(_authkey.key_text(key)) if self.reveal.value else MASK
             self.value.value = (
-                f"<b>auth key</b> <code class='ipyprocessing-authkey-secret'>{secret}</code> "
+                # A revealed key (64 hex digits) wraps anywhere rather than run past a narrow panel.
+                f"<b>auth key</b> <code class='ipyprocessing-authkey-secret' style='word-break:break-all'>"
+                f"{secret}</code> "
                 f"fingerprint <code class='ipyprocessing-authkey-fingerprint'>{fingerprint}</code>"
             )
 

@@ -17,6 +17,8 @@ import keyword
 import math
 import pickle
 import re
+import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -26,12 +28,12 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 import processing
 
 from .cell.handle import CellHandle, CellProcess
-from .cell.namespace import NamespaceError, cell_sources, globals_used, names_in_magics, ship
+from .cell.namespace import NamespaceError, biggest, cell_sources, globals_used, names_in_magics, ship
 from .cell.target import CellTarget, ShellSettings
 from .cell.waiting import wait_for
 from .session import Session
 from .view.throttle import Throttle
-from .words import pid_text, state_word
+from .words import format_bytes, pid_text, state_word
 
 if TYPE_CHECKING:
     from .view.status_row import WidgetView
@@ -117,6 +119,7 @@ class ProcessMagics(Magics):
         if compiled is None:
             return  # a syntax error, shown as a plain cell's: nothing starts
         code, transformed = compiled
+        began = time.perf_counter()  # the shipment's packing and sending, for the row's "sent" figure
         cluster = self._cluster(args)
         if cluster is not None:
             from .cell.remote import RemoteCellProcess
@@ -129,6 +132,7 @@ class ProcessMagics(Magics):
             target = self._target(code, transformed, cell, method, pull, push, args.wait)
             process = CellProcess(target, user_ns=self.shell.user_ns, name=args.name, daemon=args.daemon,
                                   method=method)
+        self._warn_if_big(target, method, code, push)
         process.cell_id = self._cell_id()
         previous = self._previous_runs(process.cell_id)
         if args.replace:
@@ -140,6 +144,8 @@ class ProcessMagics(Magics):
             process.start()
         except ConnectionError as error:  # SchedulerUnreachableError: it names the address
             raise UsageError(f"%%process --cluster: {error}") from None
+        if target.shipment is not None:
+            process.sent = (len(target.shipment.values), time.perf_counter() - began)
         if args.proc:
             self.shell.user_ns[args.proc] = process
         if not args.wait:
@@ -251,6 +257,20 @@ class ProcessMagics(Magics):
         shell = self.shell
         config = shell.config if share_config else _sendable_config(shell.config)
         return ShellSettings(self._cell_number(), config, getattr(shell, "colors", None), sources, wait)
+
+    def _warn_if_big(self, target: CellTarget, method: str, code: Any, push: tuple[str, ...]) -> None:
+        """Before the start: a shipment past ``warn_send_bytes`` is named, with what to do instead."""
+        from .settings import current
+
+        limit = current().warn_send_bytes
+        if target.shipment is None or not limit or len(target.shipment.values) <= limit:
+            return
+        heavy = biggest(self.shell.user_ns, [*globals_used(code), *push])
+        names = ", ".join(f"{name} ({format_bytes(size)})" for name, size in heavy)
+        print(f"warning: this cell sends {format_bytes(len(target.shipment.values))} of the notebook's names "
+              f"to its child (--method {method}), the biggest {names}. It is copied for every start: "
+              "use --method fork (which sends nothing), or load the data inside the cell "
+              "(c.ProcessSettings.warn_send_bytes sets when this warning shows)", file=sys.stderr)
 
     def _cell_id(self) -> str | None:
         """The front end's id of the cell running this magic (JupyterLab, Notebook 7, VS Code send one)."""

@@ -205,11 +205,12 @@ class Session:
     # -- changing ---------------------------------------------------------------
 
     def clear_stopped(self) -> int:
-        """Forget the stopped processes; returns how many."""
+        """Forget the stopped processes (their cells' rows let go of their widgets); returns how many."""
         with self._lock:
             stopped = [process for process, entry in self._entries.items() if not entry.alive]
             for process in stopped:
                 del self._entries[process]
+        _release(stopped)
         if stopped:
             self._notify()
         return len(stopped)
@@ -291,13 +292,17 @@ class Session:
             entry.exitcode = exitcode
             entry.ended = now
             entry._usage = None
-            self._trim_locked()
+            forgotten = self._trim_locked()
+        _release(forgotten)
         self._notify()
 
-    def _trim_locked(self) -> None:
+    def _trim_locked(self) -> list[processing.ProcessHandle]:
+        """Forget the oldest stopped processes beyond ``max_stopped``; returns them."""
         stopped = [process for process, entry in self._entries.items() if not entry.alive]
-        for process in stopped[: max(0, len(stopped) - settings.current().max_stopped)]:
+        forgotten = stopped[: max(0, len(stopped) - settings.current().max_stopped)]
+        for process in forgotten:
             del self._entries[process]
+        return forgotten
 
     def _stop_all(
         self, entries: list[Entry], terminated: str, killed: str, then: Callable[[], Any] | None
@@ -328,6 +333,16 @@ class Session:
                 listener()
             except Exception:  # a broken panel must not break start() or the monitor
                 logs.report_exception("error in a session listener")
+
+
+def _release(processes: list[processing.ProcessHandle]) -> None:
+    """Forgotten processes: a cell's row lets go of its widgets (outside the session's lock)."""
+    for process in processes:
+        if isinstance(process, CellHandle):
+            try:
+                process.release()
+            except Exception:
+                logs.report_exception("could not release the row of %r", process)
 
 
 def _stop_quietly(process: processing.ProcessHandle, reason: str) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from traitlets import Float, Int, TraitError, validate
+from traitlets import Bool, Float, Int, TraitError, validate
 from traitlets.config import Configurable
 
 from .view.output import MAX_LINES, SPILL
@@ -35,6 +35,14 @@ class ProcessSettings(Configurable):
     max_stopped = Int(
         1000, help="Stopped processes the session keeps (the oldest go first; running ones always stay)."
     ).tag(config=True)
+    warn_send_bytes = Int(
+        256 << 20, help="Under spawn and forkserver, a cell whose names take more bytes than this to send "
+                        "warns before it starts, naming the biggest (0: never warn)."
+    ).tag(config=True)
+    preload_imports = Bool(
+        True, help="The fork server imports, once, the modules the notebook's cells sent by name (numpy, "
+                   "pandas ...) after a child imported them cleanly, so later children find them loaded."
+    ).tag(config=True)
 
     @validate("refresh_period")
     def _positive_period(self, proposal: dict[str, Any]) -> float:
@@ -42,7 +50,7 @@ class ProcessSettings(Configurable):
             raise TraitError(f"refresh_period must be a positive number of seconds, not {proposal['value']}")
         return proposal["value"]
 
-    @validate("tail_lines", "spill_bytes", "max_stopped")
+    @validate("tail_lines", "spill_bytes", "max_stopped", "warn_send_bytes")
     def _not_negative(self, proposal: dict[str, Any]) -> int:
         if proposal["value"] < 0:
             raise TraitError(f"{proposal['trait'].name} must be 0 or more, not {proposal['value']}")

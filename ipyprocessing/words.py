@@ -13,7 +13,8 @@ import signal
 import processing
 
 __all__ = [
-    "describe_exit", "exit_text", "format_bytes", "format_elapsed", "outcome", "pid_text", "state_word",
+    "describe_exit", "exit_text", "format_bytes", "format_elapsed", "outcome", "pid_text", "sent_text",
+    "state_word",
 ]
 
 _SIGNAL_WORDS = {
@@ -69,6 +70,19 @@ def exit_text(exitcode: int | None) -> str:
     ``lost · no exit code``."""
     code = "no exit code" if exitcode is None else f"exit code {exitcode}"
     return f"{outcome(exitcode)} · {code}"
+
+
+#: A shipment smaller than this is not worth a figure on the row.
+SENT_SHOWN = 1 << 20
+
+
+def sent_text(sent: tuple[int, float] | None) -> str:
+    """``sent 200.0 MB in 40 ms``: what a cell's child was sent and how long it took; empty when small."""
+    if sent is None or sent[0] < SENT_SHOWN:
+        return ""
+    size, seconds = sent
+    duration = f"{seconds * 1000:.0f} ms" if seconds < 10 else format_elapsed(seconds)
+    return f"sent {format_bytes(size)} in {duration}"
 
 
 def format_elapsed(seconds: float) -> str:

@@ -49,6 +49,9 @@ if TYPE_CHECKING:
         def wait_shown(self, timeout: float) -> bool:
             """Wait until the end is shown (a kernel about to exit waits for it); False on timeout."""
 
+        def release(self) -> None:
+            """The process is forgotten: let go of what is still held for it (widgets)."""
+
 __all__ = ["CellHandle", "CellProcess", "timeout_reason"]
 
 
@@ -62,7 +65,7 @@ class CellHandle:
 
     #: What a cell's handle keeps for the notebook only: never sent to the child.
     cell_attributes = frozenset({"_log", "_view", "_user_ns", "_timer", "pulled", "_pulled_values",
-                                 "input_requests", "failed_because"})
+                                 "input_requests", "failed_because", "sent", "shipped_modules"})
 
     def _init_cell(self, target: CellTarget, user_ns: dict[str, Any]) -> None:
         from ..settings import current  # here: a child that loads this module needs no traitlets
@@ -81,6 +84,12 @@ class CellHandle:
         self.pull_names: tuple[str, ...] = target.pull
         self.execution_count: int = target.settings.execution_count
         self.stop_reason: str | None = None
+        #: Bytes of the notebook's names sent to the child, and the seconds packing and sending took.
+        self.sent: tuple[int, float] | None = None
+        #: The modules the child imports by name for the notebook (spawn, forkserver), which the fork server
+        #: may preload once the child has imported them cleanly.
+        self.shipped_modules: tuple[str, ...] = (
+            tuple(sorted(set(target.shipment.modules.values()))) if target.shipment is not None else ())
         #: The front end's id of the cell that started it (None where the front end sends none).
         self.cell_id: str | None = None
         self.started_at: float | None = None
@@ -113,6 +122,10 @@ class CellHandle:
     def wait_shown(self, timeout: float) -> bool:
         """Wait until the view has shown the end; False if ``timeout`` seconds passed first."""
         return self._view.wait_shown(timeout)
+
+    def release(self) -> None:
+        """The session forgets this process: its view lets go of what it still holds (widgets)."""
+        self._view.release()
 
     def start(self) -> None:
         _finish_on_exit()
@@ -166,6 +179,8 @@ class CellHandle:
             notes.append(self._pull(exitcode))
         if self._log.problem is not None:
             notes.append(self._log.problem)
+        if exitcode == 0 and not self.remote:  # type: ignore[attr-defined]
+            _preload(self.shipped_modules)
         self._view.exited(exitcode, "; ".join(notes))
 
     def _pull(self, exitcode: int) -> str:
@@ -251,6 +266,9 @@ class _Unseen:
     def wait_shown(self, timeout: float) -> bool:
         return True
 
+    def release(self) -> None:
+        pass
+
 
 class _Requests:
     """The child's ``input()`` requests, queued for the thread that waits for the cell (``--wait``),
@@ -291,6 +309,17 @@ class _Requests:
         if pipe is not None:
             for fd in pipe:
                 os.close(fd)
+
+
+def _preload(modules: tuple[str, ...]) -> None:
+    """Modules a child has just imported cleanly: the fork server imports them too, once (unless the
+    setting is off), so that later children find them loaded. A failing one never gets here."""
+    from ..settings import current
+
+    if modules and current().preload_imports:
+        from processing.forkserver.client import preload_also
+
+        preload_also(list(modules))
 
 
 def _first_line(text: str, limit: int = 200) -> str:

@@ -26,6 +26,7 @@ import ast
 import dis
 import linecache
 import re
+import sys
 import types
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -34,7 +35,7 @@ from processing import serialization
 
 from .target import Shipment
 
-__all__ = ["NamespaceError", "cell_sources", "globals_used", "names_in_magics", "ship"]
+__all__ = ["NamespaceError", "biggest", "cell_sources", "globals_used", "names_in_magics", "ship"]
 
 _GLOBAL_READS = frozenset(
     {"LOAD_NAME", "LOAD_GLOBAL", "LOAD_FROM_DICT_OR_GLOBALS", "DELETE_NAME", "DELETE_GLOBAL"}
@@ -146,6 +147,39 @@ def ship(
     except Exception as error:  # any failure is diagnosed name by name
         raise _unsendable(values, method, error) from error
     return Shipment(modules, pickled), _code_files(values.values())
+
+
+def biggest(user_ns: Mapping[str, Any], names: Iterable[str], count: int = 3) -> list[tuple[str, int]]:
+    """The ``count`` biggest of ``names`` in ``user_ns``, with their approximate sizes in bytes.
+
+    Approximate, from what the objects say of themselves (an array's or a
+    DataFrame's buffers, a bytes' length): pickling each name again to weigh it
+    would double the cost of exactly the shipments that are too big.
+    """
+    sizes = []
+    for name in set(names):
+        value = user_ns.get(name)
+        if value is None or isinstance(value, types.ModuleType):
+            continue
+        sizes.append((name, _approximate_size(value)))
+    return sorted(sizes, key=lambda item: -item[1])[:count]
+
+
+def _approximate_size(value: Any) -> int:
+    usage = getattr(value, "memory_usage", None)
+    if callable(usage):  # a pandas DataFrame or Series
+        try:
+            total = usage(deep=True)
+            return int(getattr(total, "sum", lambda: total)())
+        except Exception:
+            pass
+    nbytes = getattr(value, "nbytes", None)
+    if isinstance(nbytes, int):
+        return nbytes
+    try:
+        return sys.getsizeof(value)
+    except Exception:
+        return 0
 
 
 def _code_files(values: Iterable[Any]) -> set[str]:

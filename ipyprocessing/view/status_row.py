@@ -36,7 +36,7 @@ from .. import settings
 from ..cell.handle import CellHandle
 from ..cell.messages import Clear, CommClose, CommMsg, CommOpen, Display, Error, Result
 from ..session import Entry, Session, current
-from ..words import describe_exit, exit_text, format_bytes, format_elapsed, pid_text, state_word
+from ..words import describe_exit, exit_text, format_bytes, format_elapsed, pid_text, sent_text, state_word
 from .comms import CommRelay
 from .iopub import CellChannel
 from .outputs import CellOutputs, text_of
@@ -103,6 +103,9 @@ class WidgetView:
     def show(self) -> None:
         """Build the row and display it in the current cell; call in the cell, after ``start()``."""
         self._entry = self._session.entry(self.process)
+        sent = sent_text(self.process.sent)
+        if sent:
+            self._figures["sent"] = sent
         with self._lock:
             self._build()
         display(self.box, display_id=self._channel.display_id)
@@ -198,7 +201,18 @@ class WidgetView:
         self._channel.update_display(self._record())
         for output in final:
             self._channel.publish_output(output)
+        # A page reloaded while the child ran knows the row only as a widget (the record's update
+        # targets a display it never saw): the row stays, in its final state, without its button,
+        # until the session forgets the process (release()).
         with self._lock:
+            self.row.children = (self.name, self.state, self.figures, self.note)
+            self.button.close()
+
+    def release(self) -> None:
+        """Close the row's widgets: the session has forgotten the process (Clear stopped, its limit)."""
+        with self._lock:
+            if self.box is None or not self._ended:
+                return
             for widget in (self.name, self.state, self.figures, self.button, self.note, self.row,
                            self.output_widget, self.box):
                 widget.close()

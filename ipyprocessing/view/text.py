@@ -21,7 +21,7 @@ import processing
 
 from ..cell.handle import CellHandle
 from ..cell.messages import Display, Error, Result
-from ..words import pid_text, state_word
+from ..words import pid_text, sent_text, state_word
 
 __all__ = ["TextView"]
 
@@ -44,7 +44,9 @@ class TextView:
         process = self.process
         with self._lock:
             method = process.method or "the worker's default method"
-            self._emit("stdout", self._line(f"started, pid {pid_text(process)} ({method})"))
+            sent = sent_text(getattr(process, "sent", None))
+            self._emit("stdout", self._line(f"started, pid {pid_text(process)} ({method})"
+                                            + (f"; {sent}" if sent else "")))
             pending, self._pending = self._pending or [], None
             for stream, text in pending:
                 self._emit(stream, text)
@@ -95,6 +97,9 @@ class TextView:
     def wait_shown(self, timeout: float) -> bool:
         """The end is printed by :meth:`exited` itself, before the core's event returns."""
         return True
+
+    def release(self) -> None:
+        """Nothing is held: what was printed stays printed."""
 
     def _line(self, text: str) -> str:
         return f"[{self.process.name}] {text}\n"

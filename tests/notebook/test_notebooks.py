@@ -196,7 +196,7 @@ def test_rich_cells_show_a_plot_a_dataframe_a_progress_bar_and_magics(tmp_path: 
 
 def test_every_notebook_is_checked() -> None:
     checked = {"01-quickstart.ipynb", "02-panel-and-auth-keys.ipynb", "03-spawn-and-forkserver.ipynb",
-               "04-rich-cells.ipynb"}
+               "04-rich-cells.ipynb", "05-run-all-and-the-record.ipynb"}
     assert {path.name for path in NOTEBOOKS.glob("*.ipynb")} == checked
 
 
@@ -215,3 +215,30 @@ def test_load_ext_registers_the_panel_magics(tmp_path: Path) -> None:
     NotebookClient(nb, timeout=60, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
     assert text(nb.cells[0]).strip() == "True True"
+
+
+def test_run_all_and_the_record(tmp_path: Path) -> None:
+    """Run All (nbclient sends the cells one after the other): the reading cell waits for its value,
+    the loop sees one value, and the saved cells hold plain records, never a widget."""
+    nb = run("05-run-all-and-the-record.ipynb", tmp_path)
+    assert text(cell(nb, 'print("twice the total:"')).splitlines()[-1] == "twice the total: 1000001000000"
+    # the line that said it waited, as saved: how the wait ended
+    waited = text(cell(nb, 'print("twice the total:"')).splitlines()[0]
+    assert re.fullmatch(r"waited [\d.]+ s for total: summer \(pid \d+\) ended, stopped", waited), waited
+    summer = cell(nb, "%%process --name summer")
+    assert not has_widget(summer)
+    record, *rest = text(summer).splitlines()
+    assert re.fullmatch(r"summer \(pid \d+\): stopped · finished · exit code 0 · [\d.]+ s; "
+                        r"pulled total into the notebook", record), record
+    assert rest[-1] == "summed"  # the tail of its output
+    assert text(cell(nb, "import time\nseen")).strip() == "seen during the cell: [0]"
+    assert text(cell(nb, "print('after the cell:'")).strip() == "after the cell: 99"
+    failing = text(cell(nb, "%%process --wait --name failing"))
+    assert "stopped[1]" in failing and "the cell raised ValueError: no data today" in failing
+    assert "nothing pulled (never): the cell did not finish" in failing
+    table = [line.split() for line in text(cell(nb, "%processes")).splitlines()]
+    assert [row[0] for row in table] == ["name", "summer", "counter", "failing"]
+    counts = {row[0]: row[2] for row in table[1:]}
+    assert counts == {"summer": f"In[{summer.execution_count}]",
+                      "counter": f"In[{cell(nb, '%%process --method fork --name counter').execution_count}]",
+                      "failing": f"In[{cell(nb, '%%process --wait --name failing').execution_count}]"}

@@ -1,0 +1,82 @@
+"""A cell's data and imports under spawn and forkserver (issue 13), in a real kernel.
+
+- The fork server preloads the modules a cell sent by name, once a child imported them
+  cleanly, so later children find them loaded; a module that failed in the child is never
+  preloaded; the setting switches it off.
+- The row says what was sent and how long it took; a shipment past the setting warns before
+  the start, naming the biggest names.
+"""
+
+from __future__ import annotations
+
+import pytest
+from ipy_kernel import Kernel, is_reply_idle
+from support import wait_until
+
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
+
+_PRELOAD = "__import__('processing.forkserver.client').forkserver.client.fork_server().preload"
+#: A plain forkserver child that says whether numpy was in memory before it imported anything itself.
+_NUMPY_IN_CHILD = (
+    "import processing\n"
+    "probe = processing.Process(target=lambda: processing.sendToParent('numpy' in __import__('sys').modules),"
+    " method='forkserver')\n"
+    "probe.start(); probe.join()\n"
+    "found = probe.messages\n"
+)
+
+
+def _stderr(kernel: Kernel, msg_id: str) -> str:
+    kernel.wait_for(lambda m: is_reply_idle(m, msg_id))
+    return "".join(m["content"]["text"] for m in kernel.messages(msg_id, "stream")
+                   if m["content"]["name"] == "stderr")
+
+
+def test_a_module_sent_by_name_is_preloaded_after_a_clean_import(fresh_kernel: Kernel) -> None:
+    kernel = fresh_kernel
+    kernel.run(_NUMPY_IN_CHILD)
+    assert kernel.eval("found") == [False]  # not there before any cell sent it
+    kernel.run("import numpy as np")
+    kernel.run("%%process --wait --method forkserver\nprint(np.zeros(3).sum())")
+    assert wait_until(lambda: "numpy" in kernel.eval(_PRELOAD))
+    kernel.run(_NUMPY_IN_CHILD)
+    assert kernel.eval("found") == [True]  # the fork server has it: its children start with it
+
+
+def test_a_module_that_fails_in_the_child_is_not_preloaded(fresh_kernel: Kernel, tmp_path) -> None:
+    kernel = fresh_kernel
+    (tmp_path / "flaky_mod.py").write_text(
+        "import os\nif not os.environ.get('FLAKY_OK'):\n    raise ImportError('flaky_mod needs FLAKY_OK')\n")
+    kernel.run(f"import os, sys\nsys.path.insert(0, {str(tmp_path)!r})\nos.environ['FLAKY_OK'] = '1'\n"
+               "import flaky_mod\ndel os.environ['FLAKY_OK']")
+    kernel.execute("%%process --wait --method forkserver\nprint(flaky_mod)", fails=True)
+    kernel.run("%%process --wait --method forkserver\nprint('unrelated')")
+    assert "flaky_mod" not in kernel.eval(_PRELOAD)
+
+
+def test_the_setting_switches_the_preload_off(fresh_kernel: Kernel) -> None:
+    kernel = fresh_kernel
+    kernel.run("%config ProcessSettings.preload_imports = False")
+    kernel.run("import numpy as np")
+    kernel.run("%%process --wait --method forkserver\nprint(np.zeros(3).sum())")
+    assert "numpy" not in kernel.eval(_PRELOAD)
+
+
+def test_the_row_says_what_was_sent_and_a_big_shipment_warns_first(kernel: Kernel) -> None:
+    kernel.run("%config ProcessSettings.warn_send_bytes = 8 << 20")
+    try:
+        kernel.run("big = bytes(16 << 20)\nsmall = 1")
+        msg_id = kernel.run("%%process --wait --method forkserver --name shipped\nprint(len(big), small)")
+        warning = _stderr(kernel, msg_id)
+        expected = ("warning: this cell sends 16.0 MB of the notebook's names to its child "
+                    "(--method forkserver)")
+        assert expected in warning
+        assert "the biggest big (16.0 MB)" in warning and "--method fork" in warning
+        record = kernel.messages(msg_id, "update_display_data")[-1]["content"]["data"]["text/plain"]
+        assert "sent 16.0 MB in " in record and " ms" in record
+        quiet = kernel.run("%%process --wait --method forkserver --name light\nprint(small)")
+        assert "warning" not in _stderr(kernel, quiet)
+        light = kernel.messages(quiet, "update_display_data")[-1]["content"]["data"]["text/plain"]
+        assert "sent" not in light  # a few bytes are not worth a figure
+    finally:
+        kernel.run("%config ProcessSettings.warn_send_bytes = 256 << 20")
