@@ -145,7 +145,7 @@ class ProcessMagics(Magics):
         except ConnectionError as error:  # SchedulerUnreachableError: it names the address
             raise UsageError(f"%%process --cluster: {error}") from None
         if target.shipment is not None:
-            process.sent = (len(target.shipment.values), time.perf_counter() - began)
+            process.sent = (target.shipment.size, time.perf_counter() - began)
         if args.proc:
             self.shell.user_ns[args.proc] = process
         if not args.wait:
@@ -263,11 +263,11 @@ class ProcessMagics(Magics):
         from .settings import current
 
         limit = current().warn_send_bytes
-        if target.shipment is None or not limit or len(target.shipment.values) <= limit:
+        if target.shipment is None or not limit or target.shipment.size <= limit:
             return
         heavy = biggest(self.shell.user_ns, [*globals_used(code), *push])
         names = ", ".join(f"{name} ({format_bytes(size)})" for name, size in heavy)
-        print(f"warning: this cell sends {format_bytes(len(target.shipment.values))} of the notebook's names "
+        print(f"warning: this cell sends {format_bytes(target.shipment.size)} of the notebook's names "
               f"to its child (--method {method}), the biggest {names}. It is copied for every start: "
               "use --method fork (which sends nothing), or load the data inside the cell "
               "(c.ProcessSettings.warn_send_bytes sets when this warning shows)", file=sys.stderr)

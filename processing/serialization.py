@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from typing import Any
 
-__all__ = ["call_parts", "dumps", "loads", "short_repr", "unpicklable"]
+__all__ = ["call_parts", "dumps", "loads", "short_repr", "split", "unpicklable"]
 
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 
@@ -100,9 +100,9 @@ def check_not_unlinked(obj: object) -> None:
 
 
 class _FastPickler(pickle.Pickler):
-    def __init__(self, file: Any, protocol: int) -> None:
+    def __init__(self, file: Any, protocol: int, buffer_callback: Any = None) -> None:
         self.dispatch_table = _stdlib_reducers()  # before __init__, which reads it
-        super().__init__(file, protocol)
+        super().__init__(file, protocol, buffer_callback=buffer_callback)
 
     def reducer_override(self, obj: Any) -> Any:
         check_not_unlinked(obj)
@@ -116,18 +116,39 @@ def dumps(obj: object) -> bytes:
 
     Raises whatever pickling raises when even cloudpickle cannot serialise it.
     """
+    return _dumps(obj, None)
+
+
+def split(obj: object, threshold: int) -> tuple[bytes, list[pickle.PickleBuffer]]:
+    """Like :func:`dumps`, with every out-of-band buffer of ``threshold`` bytes or more left out of
+    the pickle (returned beside it, in order, referring to the objects' own memory: no copy).
+
+    Load with ``loads(data, buffers=...)``; see :mod:`processing.buffers`.
+    """
+    big: list[pickle.PickleBuffer] = []
+
+    def keep_out(buffer: pickle.PickleBuffer) -> bool:
+        with buffer.raw() as view:
+            if view.nbytes < threshold:
+                return True  # in the pickle
+        big.append(buffer)
+        return False
+
+    data = _dumps(obj, keep_out, restart=big.clear)
+    return data, big
+
+
+def _dumps(obj: object, buffer_callback: Any, restart: Any = None) -> bytes:
     buffer = io.BytesIO()
     try:
-        _FastPickler(buffer, PROTOCOL).dump(obj)
+        _FastPickler(buffer, PROTOCOL, buffer_callback).dump(obj)
         return buffer.getvalue()
     except (_NeedsValue, pickle.PicklingError, AttributeError, TypeError):
-        return _dumps_by_value(obj)
-
-
-def _dumps_by_value(obj: object) -> bytes:
-    buffer = io.BytesIO()
-    _by_value_pickler()(buffer, protocol=PROTOCOL).dump(obj)
-    return buffer.getvalue()
+        if restart is not None:
+            restart()  # what the fast pickler set aside before it gave up
+        buffer = io.BytesIO()
+        _by_value_pickler()(buffer, protocol=PROTOCOL, buffer_callback=buffer_callback).dump(obj)
+        return buffer.getvalue()
 
 
 _ByValue: type | None = None
@@ -145,11 +166,11 @@ def _by_value_pickler() -> type:
         own = {types.CodeType: lambda code: _code_reduce(reduce_code, code)}
 
         class ByValuePickler(cloudpickle.Pickler):
-            def __init__(self, file: Any, protocol: int) -> None:
+            def __init__(self, file: Any, protocol: int, buffer_callback: Any = None) -> None:
                 self.dispatch_table = collections.ChainMap(  # before __init__, which reads it
                     own, ForkingPickler._extra_reducers, cloudpickle.Pickler.dispatch_table
                 )
-                super().__init__(file, protocol=protocol)
+                super().__init__(file, protocol=protocol, buffer_callback=buffer_callback)
 
             def reducer_override(self, obj: Any) -> Any:
                 check_not_unlinked(obj)

@@ -86,8 +86,9 @@ class CellHandle:
         self.stop_reason: str | None = None
         #: Bytes of the notebook's names sent to the child, and the seconds packing and sending took.
         self.sent: tuple[int, float] | None = None
-        #: The modules the child imports by name for the notebook (spawn, forkserver), which the fork server
-        #: may preload once the child has imported them cleanly.
+        #: The modules the child imports for the notebook's names (spawn, forkserver): by name, and those the
+        #: values' unpickling imported (pandas for a DataFrame), which the fork server may preload once the
+        #: child has ended cleanly.
         self.shipped_modules: tuple[str, ...] = (
             tuple(sorted(set(target.shipment.modules.values()))) if target.shipment is not None else ())
         #: The front end's id of the cell that started it (None where the front end sends none).
@@ -209,6 +210,8 @@ class CellHandle:
             self._pulled_values = obj.values
         elif isinstance(obj, messages.Failed):
             self.failed_because = obj.reason
+        elif isinstance(obj, messages.Imported):
+            self.shipped_modules = tuple(sorted({*self.shipped_modules, *obj.modules}))
         elif isinstance(obj, messages.InputRequest):
             self.input_requests.put(obj)
         elif isinstance(obj, messages.Error):

@@ -28,6 +28,7 @@ __all__ = [
     "Display",
     "Error",
     "Failed",
+    "Imported",
     "InputReply",
     "InputRequest",
     "Pulled",
@@ -109,6 +110,13 @@ class InputReply(namedtuple("InputReply", "value error")):
 
 class Failed(namedtuple("Failed", "reason")):
     """Why the child's harness ended the cell with exit code 1 (``cannot pull 'x': ...``), for the row."""
+
+    __slots__ = ()
+
+
+class Imported(namedtuple("Imported", "modules")):
+    """The top-level packages the child imported to rebuild the notebook's names (numpy, pandas ...),
+    cleanly: the fork server may preload them."""
 
     __slots__ = ()
 

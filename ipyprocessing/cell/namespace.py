@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from processing import serialization
+from processing.buffers import THRESHOLD
 
 from .target import Shipment
 
@@ -143,10 +144,10 @@ def ship(
             values[name] = value
     _check_modules(modules, user_ns, method)
     try:
-        pickled = serialization.dumps(values)
+        pickled, buffers = serialization.split(values, THRESHOLD)  # big buffers: not copied here
     except Exception as error:  # any failure is diagnosed name by name
         raise _unsendable(values, method, error) from error
-    return Shipment(modules, pickled), _code_files(values.values())
+    return Shipment(modules, pickled, buffers), _code_files(values.values())
 
 
 def biggest(user_ns: Mapping[str, Any], names: Iterable[str], count: int = 3) -> list[tuple[str, int]]:

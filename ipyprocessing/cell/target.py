@@ -17,7 +17,7 @@ from collections import namedtuple
 import processing
 from processing import serialization
 
-from .messages import Failed, Pulled
+from .messages import Failed, Imported, Pulled
 
 TYPE_CHECKING = False  # typing costs a spawned child ~10 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
@@ -44,14 +44,28 @@ class Shipment:
 
     ``modules`` maps a name to the module to import for it (modules are never
     pickled); ``values`` is the pickle of a dict of everything else, made once
-    in the parent so shared objects stay shared.
+    in the parent so shared objects stay shared; ``buffers``, the big buffers
+    of those values (an array's, a DataFrame's blocks), left out of that pickle
+    and referring to the notebook's own memory. Starting the child sends them
+    through shared memory (see :mod:`processing.buffers`), where the child's
+    arrays stay mapped; to a Dask worker they travel in the wire's pickle.
     """
 
-    __slots__ = ("modules", "values")
+    __slots__ = ("buffers", "modules", "values")
 
-    def __init__(self, modules: dict[str, str], values: bytes) -> None:
+    def __init__(self, modules: dict[str, str], values: bytes, buffers: list[Any] | None = None) -> None:
         self.modules = modules
         self.values = values
+        self.buffers = buffers or []
+
+    @property
+    def size(self) -> int:
+        """Bytes sent: the pickle and its buffers."""
+        total = len(self.values)
+        for buffer in self.buffers:
+            with memoryview(buffer) as view:
+                total += view.nbytes
+        return total
 
 
 class CellTarget:
@@ -89,6 +103,7 @@ class CellTarget:
 
     def _unpack(self) -> dict[str, Any]:
         assert self.shipment is not None
+        before = set(sys.modules)
         namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
         for name, module in self.shipment.modules.items():
             try:
@@ -98,10 +113,13 @@ class CellTarget:
                       f"{type(error).__name__}: {error}. Install it where the child's interpreter "
                       "finds it, or run with --method fork")
         try:
-            namespace.update(serialization.loads(self.shipment.values))
+            namespace.update(serialization.loads(self.shipment.values, buffers=self.shipment.buffers))
         except Exception as error:
             _fail(f"cannot rebuild the notebook's names in the child: {type(error).__name__}: {error}. "
                   "Push fewer names, or run with --method fork")
+        imported = sorted({name.partition(".")[0] for name in set(sys.modules) - before} - {"__main__"})
+        if imported:
+            processing.sendToParent(Imported(tuple(name for name in imported if not name.startswith("_"))))
         return namespace
 
 

@@ -56,7 +56,7 @@ def spawn_main(channel_fd: int, out_fd: int | None, err_fd: int | None, *, spawn
         sys.path[:] = payload.sys_path
         _take_caller_state(payload)
         with stdlib.inheriting():
-            process = _loads(payload.process)
+            process = _loads(payload.process, payload.buffers)
     except BaseException:
         sys.stderr.write("processing: the child could not load its process object:\n")
         traceback.print_exc()
@@ -96,13 +96,13 @@ def rehearse() -> None:
 
     sample = _process.Process(target=lambda: None, args=(0,), kwargs={"k": ""})
     options = ChildOptions(b"", False, False, False, None, None, 0, "forkserver", "", None, None)
-    _loads(_loads(dumps(Payload(dumps(sample), options, sys.path, "", None, None))).process)
+    _loads(_loads(dumps(Payload(dumps(sample), options, sys.path, "", None, None, None))).process)
 
 
-def _loads(data: bytes) -> Any:
+def _loads(data: bytes, buffers: list[memoryview] | None = None) -> Any:
     from ..serialization import loads
 
-    return loads(data)
+    return loads(data, buffers=buffers)
 
 
 def _run(process: Any, sock: socket.socket, options: ChildOptions) -> int:

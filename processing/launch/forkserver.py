@@ -39,7 +39,14 @@ class ForkserverPopen(Popen):
     def _launch(self, spec: LaunchSpec) -> None:
         options = self._child_options(spec)
         environ, umask = fork_server().caller_state()
-        payload = interpreter.start_payload(self, spec, options, environ, umask)
+        payload, shared = interpreter.start_payload(self, spec, options, environ, umask)
+        try:
+            self._start_child(spec, payload)
+        finally:
+            if shared is not None:
+                shared.close()  # the server handed the child its own descriptor of the buffers' memory
+
+    def _start_child(self, spec: LaunchSpec, payload: bytes) -> None:
         out_w, err_w = self._output_pipes(spec)
         # The status travels on a socket, not a pipe: it is read with MSG_PEEK, so the sentinel stays
         # readable once the status came, whoever read it first (join() or the monitor), and nobody

@@ -13,6 +13,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from ..buffers import SharedBuffers
     from .spec import ChildOptions, LaunchSpec
 
 __all__ = ["PACKAGE_ROOT", "command", "start", "start_payload"]
@@ -53,25 +54,40 @@ def command(call: str) -> list[str]:
 def start_payload(
     popen: Any, spec: LaunchSpec, options: ChildOptions, environ: dict[str, str] | None = None,
     umask: int | None = None,
-) -> bytes:
-    """The bytes the child reads first: the process object, its options, the parent's path and cwd.
+) -> tuple[bytes, SharedBuffers | None]:
+    """The bytes the child reads first (the process object, its options, the parent's path and cwd),
+    and the shared memory that holds its big buffers, which the caller closes once the child started.
 
     Pickled with ``popen`` as the stdlib's spawning popen, so that the
     standard library's primitives among the target's arguments hand their
-    descriptors to the child (see :mod:`.stdlib`).
+    descriptors to the child (see :mod:`.stdlib`), and so does the shared
+    memory of the big buffers (see :mod:`processing.buffers`).
 
     Raises:
         TargetPicklingError: the process cannot be sent; names the part that fails (and the fix,
             for a primitive of the stdlib's 'fork' context).
     """
-    from .. import serialization
+    from .. import buffers, serialization
     from ..process import cannot_send
     from . import stdlib
     from .spec import Payload
 
+    shared = None
     with stdlib.spawning(popen):
         try:
-            pickled = serialization.dumps(spec.process)
+            if buffers.available():
+                pickled, big = serialization.split(spec.process, buffers.THRESHOLD)
+            else:
+                pickled, big = serialization.dumps(spec.process), []
         except Exception as error:
             raise cannot_send(spec.process, popen.method, error) from error
-    return serialization.dumps(Payload(pickled, options, sys.path, os.getcwd(), environ, umask))
+        if big:
+            shared = buffers.SharedBuffers(big)
+        try:
+            payload = serialization.dumps(Payload(pickled, options, sys.path, os.getcwd(), environ, umask,
+                                                  shared))
+        except BaseException:
+            if shared is not None:
+                shared.close()
+            raise
+    return payload, shared

@@ -53,7 +53,7 @@ class ChildOptions(
     __slots__ = ()
 
 
-class Payload(namedtuple("Payload", "process options sys_path cwd environ umask")):
+class Payload(namedtuple("Payload", "process options sys_path cwd environ umask buffers")):
     """What a fresh child (spawned, or forked by the fork server) reads first from its control channel.
 
     - ``process``: the pickled process object (pickled on its own, so that loading it can fail
@@ -62,7 +62,10 @@ class Payload(namedtuple("Payload", "process options sys_path cwd environ umask"
     - ``sys_path``, ``cwd``: the creator's, at ``start()``;
     - ``environ``, ``umask``: the creator's at ``start()``, for a fork server's child, which would
       otherwise have the server's (None: the same as the server's, or a spawned child, which gets
-      them from ``posix_spawn``).
+      them from ``posix_spawn``);
+    - ``buffers``: the process object's big buffers, left out of its pickle: a
+      :class:`~processing.buffers.SharedBuffers` that the child receives as the list of their views
+      (None: all is in the pickle).
     """
 
     __slots__ = ()

@@ -116,6 +116,7 @@ def test_flood_is_coalesced_and_kept_whole(kernel: Kernel) -> None:
     cell = kernel.run(f"%%process --wait --proc flood\nfor i in range({lines}):\n    print(i)\n")
     kernel.wait_for(lambda m: is_output_of(m, cell) and shown(m).endswith(f"\n{lines - 1}"))
     assert len(kernel.display_texts(cell)) < lines / 10  # coalesced: few messages for many lines
+    kernel.wait_for(lambda m: is_reply_idle(m, cell))  # IOPub's idle comes after the cell's own outputs
     kept = "".join(output_text(o) for o in kernel.outputs_of(cell))  # the cell's outputs, once it ended
     assert kept.startswith("[") and "all output is in flood.output" in kept.splitlines()[0]
     assert len(kept.splitlines()) <= 201 and kept.endswith(f"\n{lines - 1}\n")

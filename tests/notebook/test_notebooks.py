@@ -231,7 +231,7 @@ def test_run_all_and_the_record(tmp_path: Path) -> None:
     assert re.fullmatch(r"summer \(pid \d+\): stopped · finished · exit code 0 · [\d.]+ s; "
                         r"pulled total into the notebook", record), record
     assert rest[-1] == "summed"  # the tail of its output
-    assert text(cell(nb, "import time\nseen")).strip() == "seen during the cell: [0]"
+    assert text(cell(nb, "import time\n\nseen")).strip() == "seen during the cell: [0]"
     assert text(cell(nb, "print('after the cell:'")).strip() == "after the cell: 99"
     failing = text(cell(nb, "%%process --wait --name failing"))
     assert "stopped[1]" in failing and "the cell raised ValueError: no data today" in failing

@@ -1,0 +1,95 @@
+"""Big buffers travel to a fresh child through shared memory, not through the pickle stream.
+
+A 200 MiB array among a child's arguments would otherwise be copied into the
+pickle (a second copy in the parent's memory), written through the control
+channel and copied again out of it. With pickle protocol 5, objects that
+support out-of-band data (numpy arrays, pandas' blocks, ``bytearray``,
+``pickle.PickleBuffer``, Arrow buffers) hand their memory to a callback instead:
+:func:`processing.serialization.split` keeps the big ones out of the pickle,
+and :class:`SharedBuffers` writes them once into an anonymous shared-memory
+file (``memfd_create``) whose descriptor the child receives as the stdlib's
+primitives receive theirs. The child maps it copy-on-write, so its arrays are
+backed by that mapping, and one that writes to its copy changes nothing in the
+parent. The file has no name: nothing is ever left in ``/dev/shm``, whatever
+way the parent or the child ends; its memory goes with the last descriptor or
+mapping. Where ``memfd_create`` does not exist (macOS), buffers stay in the
+pickle, as before.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import pickle
+    from typing import Any
+
+__all__ = ["THRESHOLD", "SharedBuffers", "available"]
+
+#: A buffer at least this big goes through shared memory; smaller ones stay in the pickle.
+THRESHOLD = 1 << 20
+
+
+def available() -> bool:
+    """Whether this system has anonymous shared-memory files (Linux)."""
+    return hasattr(os, "memfd_create")
+
+
+class SharedBuffers:
+    """The out-of-band buffers of one pickle, written into one anonymous shared-memory file.
+
+    Pickled while a child is being started (under the stdlib's spawning popen),
+    it hands the child the file's descriptor; the child gets the buffers back as
+    memoryviews of a private mapping, in order, for ``pickle.loads(...,
+    buffers=...)``. The parent closes its descriptor with :meth:`close` once the
+    child has its own.
+    """
+
+    def __init__(self, buffers: list[pickle.PickleBuffer]) -> None:
+        self.layout: list[tuple[int, int]] = []  # (offset, length) of each buffer, in order
+        self._fd: int | None = os.memfd_create("processing-buffers", os.MFD_CLOEXEC)
+        try:
+            offset = 0
+            for buffer in buffers:
+                with buffer.raw() as view:
+                    self.layout.append((offset, view.nbytes))
+                    _write_all(self._fd, view)
+                    offset += view.nbytes
+            self.size = offset
+        except BaseException:
+            self.close()
+            raise
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        from multiprocessing.reduction import DupFd
+
+        if self._fd is None:
+            raise ValueError("these shared buffers were closed: start the child again")
+        return _attach, (DupFd(self._fd), self.layout, self.size)
+
+    def close(self) -> None:
+        """Let go of the parent's descriptor (a child that has its own keeps the memory alive)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+
+def _write_all(fd: int, view: memoryview) -> None:
+    view = view.cast("B")
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _attach(dup_fd: Any, layout: list[tuple[int, int]], size: int) -> list[memoryview]:
+    """In the child: map the file privately (copy-on-write) and return the buffers' views."""
+    fd = dup_fd.detach()
+    try:
+        if not size:
+            return [memoryview(b"") for _ in layout]
+        mapping = mmap.mmap(fd, size, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    finally:
+        os.close(fd)
+    whole = memoryview(mapping)
+    return [whole[offset:offset + length] for offset, length in layout]
