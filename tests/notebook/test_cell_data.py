@@ -80,3 +80,20 @@ def test_the_row_says_what_was_sent_and_a_big_shipment_warns_first(kernel: Kerne
         assert "sent" not in light  # a few bytes are not worth a figure
     finally:
         kernel.run("%config ProcessSettings.warn_send_bytes = 256 << 20")
+
+
+def test_a_dataframe_sent_out_of_band_is_equal_writable_and_the_notebooks_stays(kernel: Kernel) -> None:
+    kernel.run("import numpy as np, pandas as pd\nframe = pd.DataFrame(np.ones((1 << 20, 4)))")  # 32 MiB
+    kernel.run("%%process --wait --method forkserver --pull seen\n"
+               "mapped = 'memfd:processing-buffers' in open('/proc/self/maps').read()\n"
+               "seen = (float(frame.values.sum()), mapped)\n"
+               "frame.iloc[0, 0] = 99.0  # the child's copy")
+    assert kernel.eval("list(seen)") == [float(4 << 20), True]  # equal, and mapped from shared memory
+    assert kernel.eval("float(frame.iloc[0, 0])") == 1.0  # the notebook's frame did not change
+
+
+def test_pull_of_a_100_mib_array(kernel: Kernel) -> None:
+    kernel.run("%%process --wait --method forkserver --pull big\n"
+               "import numpy as np\nbig = np.arange(100 << 17)")  # 100 MiB of int64
+    assert kernel.eval("[int(big.sum()), big.nbytes]") == [sum(range(100 << 17)), 100 << 20]
+    kernel.run("del big")
