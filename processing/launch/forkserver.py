@@ -39,12 +39,8 @@ class ForkserverPopen(Popen):
     def _launch(self, spec: LaunchSpec) -> None:
         options = self._child_options(spec)
         environ, umask = fork_server().caller_state()
-        payload, shared = interpreter.start_payload(self, spec, options, environ, umask)
-        try:
+        with interpreter.start_payload(self, spec, options, environ, umask) as payload:
             self._start_child(spec, payload)
-        finally:
-            if shared is not None:
-                shared.close()  # the server handed the child its own descriptor of the buffers' memory
 
     def _start_child(self, spec: LaunchSpec, payload: bytes) -> None:
         out_w, err_w = self._output_pipes(spec)

@@ -6,14 +6,15 @@ server's client (one interpreter per server).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
-    from ..buffers import SharedBuffers
     from .spec import ChildOptions, LaunchSpec
 
 __all__ = ["PACKAGE_ROOT", "command", "start", "start_payload"]
@@ -51,12 +52,14 @@ def command(call: str) -> list[str]:
     return [sys.executable, *util._args_from_interpreter_flags(), "-c", code]
 
 
+@contextlib.contextmanager
 def start_payload(
     popen: Any, spec: LaunchSpec, options: ChildOptions, environ: dict[str, str] | None = None,
     umask: int | None = None,
-) -> tuple[bytes, SharedBuffers | None]:
+) -> Iterator[bytes]:
     """The bytes the child reads first (the process object, its options, the parent's path and cwd),
-    and the shared memory that holds its big buffers, which the caller closes once the child started.
+    for the block that starts the child; the shared memory holding the big buffers is let go of
+    when the block ends (the child has its own descriptor of it by then).
 
     Pickled with ``popen`` as the stdlib's spawning popen, so that the
     standard library's primitives among the target's arguments hand their
@@ -73,21 +76,20 @@ def start_payload(
     from .spec import Payload
 
     shared = None
-    with stdlib.spawning(popen):
-        try:
-            if buffers.available():
-                pickled, big = serialization.split(spec.process, buffers.THRESHOLD)
-            else:
-                pickled, big = serialization.dumps(spec.process), []
-        except Exception as error:
-            raise cannot_send(spec.process, popen.method, error) from error
-        if big:
-            shared = buffers.SharedBuffers(big)
-        try:
+    try:
+        with stdlib.spawning(popen):
+            try:
+                if buffers.available():
+                    pickled, big = serialization.split(spec.process, buffers.THRESHOLD)
+                else:
+                    pickled, big = serialization.dumps(spec.process), []
+            except Exception as error:
+                raise cannot_send(spec.process, popen.method, error) from error
+            if big:
+                shared = buffers.SharedBuffers(big)
             payload = serialization.dumps(Payload(pickled, options, sys.path, os.getcwd(), environ, umask,
                                                   shared))
-        except BaseException:
-            if shared is not None:
-                shared.close()
-            raise
-    return payload, shared
+        yield payload
+    finally:
+        if shared is not None:
+            shared.close()

@@ -35,12 +35,8 @@ class SpawnPopen(Popen):
     def _launch(self, spec: LaunchSpec) -> None:
         check_sigchld()
         options = self._child_options(spec)
-        payload, shared = interpreter.start_payload(self, spec, options)
-        try:
+        with interpreter.start_payload(self, spec, options) as payload:
             self._start_child(spec, payload)
-        finally:
-            if shared is not None:
-                shared.close()  # the child has its own descriptor of the buffers' memory now
 
     def _start_child(self, spec: LaunchSpec, payload: bytes) -> None:
         out_w, err_w = self._output_pipes(spec)
