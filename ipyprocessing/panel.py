@@ -39,9 +39,9 @@ from processing import logs
 
 from . import authkey_ui
 from .authkey_ui import AuthKeyBox
-from .session import COLUMNS, NONE, Entry, Session, current, table_row
+from .session import COLUMNS, NONE, Entry, Session, current, table, table_row
 from .view.iopub import CellChannel
-from .words import format_elapsed
+from .words import KILL_TIP, format_elapsed
 
 __all__ = ["COALESCE", "PANEL_REASON", "Board", "ProcessPanel", "board_of"]
 
@@ -51,7 +51,6 @@ COALESCE = 0.05
 PANEL_REASON = "terminated from the process panel"
 _PANEL_KILL_REASON = "killed from the process panel"
 _TERMINATE_TIP = "Send SIGTERM to this process"
-_KILL_TIP = "Send SIGKILL, which cannot be ignored"
 
 # Column widths: the header and every row share one Layout per column.
 # At 900 px and narrower the table scrolls as one (its rows keep their width), so every column stays aligned.
@@ -133,7 +132,7 @@ class _Row:
         alive = entry.alive
         kill = alive and entry.kill_offered
         wanted = {"disabled": not alive, "description": "Kill" if kill else "Terminate",
-                  "tooltip": _KILL_TIP if kill else _TERMINATE_TIP}
+                  "tooltip": KILL_TIP if kill else _TERMINATE_TIP}
         changed = {name: value for name, value in wanted.items() if getattr(self.button, name) != value}
         if changed:
             with self.button.hold_sync():  # one message for all of the button's changes
@@ -309,13 +308,14 @@ class Board:
     def record(self, reason: str) -> dict[str, Any]:
         """The table as it is now, in plain HTML and text: a saved notebook shows it without a kernel."""
         now = self.session.now()
-        rows = [table_row(entry, now) for entry in self.session.entries()]
+        entries = self.session.entries()  # one snapshot for the HTML and the text
+        rows = [table_row(entry, now) for entry in entries]
         head = "".join(f"<th>{html.escape(column)}</th>" for column in COLUMNS)
         body = "".join("<tr>" + "".join(f"<td>{html.escape(value)}</td>" for value in row) + "</tr>"
                        for row in rows)
         markup = (f'<div class="ipyprocessing-panel-record"><p><b>processes</b>: {html.escape(reason)}</p>'
                   f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
-        return {"text/plain": f"processes: {reason}\n{self.session.table()}", "text/html": markup}
+        return {"text/plain": f"processes: {reason}\n{table(entries, now)}", "text/html": markup}
 
     # -- clicks (on the kernel's shell thread) ---------------------------------------------
 

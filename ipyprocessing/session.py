@@ -23,7 +23,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psutil
@@ -249,12 +248,7 @@ class Session:
     def stop_now(self, processes: Iterable[processing.ProcessHandle], reason: str) -> None:
         """Stop each process (SIGTERM, then SIGKILL if it survives 2 s), all in parallel; return once
         all have ended. A ``%%process`` cell's row says ``reason``."""
-        threads = [threading.Thread(target=_stop_quietly, args=(process, reason), name="ipyprocessing-stop",
-                                    daemon=True) for process in processes]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        _in_parallel(lambda process: _stop_quietly(process, reason), processes)
 
     def listen(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener()`` after every change (on the thread that made it); returns a remover."""
@@ -307,10 +301,7 @@ class Session:
     def _stop_all(
         self, entries: list[Entry], terminated: str, killed: str, then: Callable[[], Any] | None
     ) -> None:
-        workers = min(16, len(entries))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ipyprocessing-stop") as pool:
-            for _ in pool.map(lambda entry: self._stop_one(entry, terminated, killed), entries):
-                pass
+        _in_parallel(lambda entry: self._stop_one(entry, terminated, killed), entries)
         self._notify()
         if then is not None:
             events.guarded(then)
@@ -333,6 +324,20 @@ class Session:
                 listener()
             except Exception:  # a broken panel must not break start() or the monitor
                 logs.report_exception("error in a session listener")
+
+
+def _in_parallel(stop: Callable[[Any], None], items: Iterable[Any]) -> None:
+    """``stop(item)`` for every item at once, each on a thread of its own (a stop waits up to 2 s for its
+    child, and one stubborn child must not hold up the others); returns when all are done.
+
+    Plain threads, not an executor: ``stop_all`` runs at interpreter exit, when an executor takes no work.
+    """
+    threads = [threading.Thread(target=stop, args=(item,), name="ipyprocessing-stop", daemon=True)
+               for item in items]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def _release(processes: list[processing.ProcessHandle]) -> None:

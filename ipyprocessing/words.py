@@ -13,8 +13,8 @@ import signal
 import processing
 
 __all__ = [
-    "describe_exit", "exit_text", "format_bytes", "format_elapsed", "outcome", "pid_text", "sent_text",
-    "state_word",
+    "KILL_TIP", "describe_exit", "exit_text", "format_bytes", "format_elapsed", "outcome", "pid_text",
+    "sent_text", "state_word",
 ]
 
 _SIGNAL_WORDS = {
@@ -71,6 +71,9 @@ def exit_text(exitcode: int | None) -> str:
     code = "no exit code" if exitcode is None else f"exit code {exitcode}"
     return f"{outcome(exitcode)} · {code}"
 
+
+#: The tooltip of every Kill button (a row's, the panel's, a line's).
+KILL_TIP = "Send SIGKILL, which cannot be ignored"
 
 #: A shipment smaller than this is not worth a figure on the row.
 SENT_SHOWN = 1 << 20

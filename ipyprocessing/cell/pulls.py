@@ -144,7 +144,7 @@ class WaitForPulls(ast.NodeTransformer):
         """Wait for ``process`` to end, showing why once it takes a while; False if an interrupt stopped
         the wait."""
         from ..view.line import describe, show_line
-        from .waiting import wait_ended
+        from .waiting import wait_ended, wait_for
 
         kernel = getattr(self._shell, "kernel", None)
         began = time.monotonic()
@@ -158,8 +158,7 @@ class WaitForPulls(ast.NodeTransformer):
                                   "will pull it when it ends (interrupt the kernel to stop waiting)",
                          self._session, reason="terminated from the line of a cell waiting for its pull")
         try:
-            wait_ended(process, kernel, None)
-            process.join()
+            wait_for(process, kernel, None)
         except KeyboardInterrupt:
             line.end(f"stopped waiting for {_listed(names)}: {process.name} (pid {process.pid}) still runs")
             return False

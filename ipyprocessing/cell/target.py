@@ -117,9 +117,10 @@ class CellTarget:
         except Exception as error:
             _fail(f"cannot rebuild the notebook's names in the child: {type(error).__name__}: {error}. "
                   "Push fewer names, or run with --method fork")
-        imported = sorted({name.partition(".")[0] for name in set(sys.modules) - before} - {"__main__"})
+        new = set(sys.modules) - before
+        imported = sorted({name.partition(".")[0] for name in new if not name.startswith("_")})
         if imported:
-            processing.sendToParent(Imported(tuple(name for name in imported if not name.startswith("_"))))
+            processing.sendToParent(Imported(tuple(imported)))
         return namespace
 
 

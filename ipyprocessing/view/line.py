@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..session import Session
-from ..words import pid_text
+from ..words import KILL_TIP, pid_text
 from .iopub import CellChannel
 
 __all__ = ["ProcessLine", "describe", "show_line"]
@@ -90,7 +90,7 @@ class ProcessLine:
         with self._lock:
             if entry is not None and entry.kill_offered and not self._ended:
                 self._button.description = "Kill"
-                self._button.tooltip = "Send SIGKILL, which cannot be ignored"
+                self._button.tooltip = KILL_TIP
 
 
 class _PrintedLine:

@@ -36,7 +36,16 @@ from .. import settings
 from ..cell.handle import CellHandle
 from ..cell.messages import Clear, CommClose, CommMsg, CommOpen, Display, Error, Result
 from ..session import Entry, Session, current
-from ..words import describe_exit, exit_text, format_bytes, format_elapsed, pid_text, sent_text, state_word
+from ..words import (
+    KILL_TIP,
+    describe_exit,
+    exit_text,
+    format_bytes,
+    format_elapsed,
+    pid_text,
+    sent_text,
+    state_word,
+)
 from .comms import CommRelay
 from .iopub import CellChannel
 from .outputs import CellOutputs, text_of
@@ -259,7 +268,7 @@ class WidgetView:
             offered = self._entry is not None and self._entry.kill_offered
             if offered and not self._ended and self.box is not None:
                 self.button.description = "Kill"
-                self.button.tooltip = "Send SIGKILL, which cannot be ignored"
+                self.button.tooltip = KILL_TIP
                 self._note = _KILL_NOTE
                 self.note.value = html.escape(self._note)
 
