@@ -14,22 +14,34 @@ parent. The file has no name: nothing is ever left in ``/dev/shm``, whatever
 way the parent or the child ends; its memory goes with the last descriptor or
 mapping. Where ``memfd_create`` does not exist (macOS), buffers stay in the
 pickle, as before.
+
+The same file carries big buffers the other way, up a child's control channel
+(:func:`processing.sendToParent`, and so a cell's ``--pull``): the child writes
+them into a file of its own and sends its descriptor beside the frame of an
+:class:`Attached` message; the parent maps it as the child would, so a pulled
+array is never pickled, read into a bytes object and copied again.
 """
 
 from __future__ import annotations
 
 import mmap
 import os
+import sys
+from collections import namedtuple
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import pickle
     from typing import Any
 
-__all__ = ["THRESHOLD", "SharedBuffers", "available"]
+__all__ = ["THRESHOLD", "Attached", "SharedBuffers", "available", "map_views"]
 
 #: A buffer at least this big goes through shared memory; smaller ones stay in the pickle.
 THRESHOLD = 1 << 20
+
+
+#: Before 3.13 a mapping keeps a duplicate of its file's descriptor for as long as it lives.
+_UNTRACKED = {"trackfd": False} if sys.version_info >= (3, 13) else {}
 
 
 def available() -> bool:
@@ -62,6 +74,12 @@ class SharedBuffers:
             self.close()
             raise
 
+    def fileno(self) -> int:
+        """The file's descriptor, for a socket to pass (see :class:`Attached`)."""
+        if self._fd is None:
+            raise ValueError("these shared buffers were closed")
+        return self._fd
+
     def __reduce__(self) -> tuple[Any, ...]:
         from multiprocessing.reduction import DupFd
 
@@ -82,13 +100,33 @@ def _write_all(fd: int, view: memoryview) -> None:
         view = view[os.write(fd, view):]
 
 
+class Attached(namedtuple("Attached", "pickled layout size")):
+    """A message whose big buffers came beside its frame, as one shared-memory file's descriptor.
+
+    ``pickled`` loads with the views :func:`map_views` makes of that file from
+    ``layout`` and ``size`` (the :class:`SharedBuffers` the sender wrote).
+    """
+
+    __slots__ = ()
+
+
 def _attach(dup_fd: Any, layout: list[tuple[int, int]], size: int) -> list[memoryview]:
-    """In the child: map the file privately (copy-on-write) and return the buffers' views."""
-    fd = dup_fd.detach()
+    """In the child: the buffers' views of the file the parent wrote."""
+    return map_views(dup_fd.detach(), layout, size)
+
+
+def map_views(fd: int, layout: list[tuple[int, int]], size: int) -> list[memoryview]:
+    """Map the file ``fd`` privately (copy-on-write, so a write stays in this process) and return the
+    buffers' views, in order; ``fd`` is closed either way (the mapping keeps the memory alive).
+
+    Raises:
+        OSError: the file could not be mapped (it is closed all the same).
+    """
     try:
         if not size:
             return [memoryview(b"") for _ in layout]
-        mapping = mmap.mmap(fd, size, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        mapping = mmap.mmap(fd, size, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE,
+                            **_UNTRACKED)
     finally:
         os.close(fd)
     whole = memoryview(mapping)

@@ -9,15 +9,23 @@ each direction): up with :func:`processing.sendToParent`, down with
 peer that holds the key, and a replayed, reordered or reflected message fails
 too. A bad signature raises ``AuthenticationError``; the parent then closes
 the channel.
+
+A message carrying big out-of-band buffers (a pulled array, a DataFrame) goes
+up without them in its frame: they travel as a shared-memory file whose
+descriptor rides beside the frame (``SCM_RIGHTS``), see :mod:`processing.buffers`.
+The frame's signature covers the message and where each buffer lies in the
+file; only the two ends of this private socketpair can put a descriptor on it.
 """
 
 from __future__ import annotations
 
+import array
 import os
 import socket
 import threading
+from collections import deque
 
-from . import frames, serialization
+from . import buffers, frames, serialization
 from ._fd import read_exact, wait_readable
 from .errors import AuthenticationError
 
@@ -27,6 +35,9 @@ _NO_PAYLOAD = "the parent closed the control channel before the payload arrived"
 _PARENT_GONE = "the parent closed the control channel"
 #: Appended to the challenge for the frames the parent sends down: a frame cannot be sent back as its own.
 _DOWN = b"\0down"
+#: Descriptors one read takes at most (a read stops at each message that carries one).
+_MAX_FDS = 4
+_RECEIVE_FLAGS = socket.MSG_DONTWAIT | getattr(socket, "MSG_CMSG_CLOEXEC", 0)
 
 
 def send_payload(sock: socket.socket, data: bytes) -> None:
@@ -56,9 +67,18 @@ class ChildChannel:
         self._read_lock = threading.Lock()
 
     def send(self, obj: object) -> None:
-        body = serialization.dumps(obj)
-        with self._lock:
-            self._sock.sendall(self._signer.seal(body))
+        body, shared = _pack(obj)
+        try:
+            with self._lock:
+                frame = self._signer.seal(body)
+                if shared is None:
+                    self._sock.sendall(frame)
+                else:
+                    sent = socket.send_fds(self._sock, [frame], [shared.fileno()])
+                    self._sock.sendall(memoryview(frame)[sent:])
+        finally:
+            if shared is not None:
+                shared.close()  # the socket holds the file until the parent takes it
 
     def receive(self, timeout: float | None = None) -> object:
         """The next object the parent sent, once its signature checked; waits up to ``timeout`` for it.
@@ -91,6 +111,7 @@ class ParentChannel:
         self._signer = frames.Signer(key, self.challenge + _DOWN)
         self._send_lock = threading.Lock()
         self._buffer = bytearray()
+        self._fds: deque[int] = deque()  # shared-memory files received, one per Attached message, in order
         self._lock = threading.Lock()
         self.closed = False
         self.eof = False
@@ -146,11 +167,14 @@ class ParentChannel:
     def _read_available(self) -> bool:
         while True:
             try:
-                chunk = self.sock.recv(1 << 20, socket.MSG_DONTWAIT)
+                chunk, fds, flags = _receive(self.sock)
             except (BlockingIOError, InterruptedError):
                 return False
             except OSError:
                 return True
+            self._fds.extend(fds)
+            if flags & socket.MSG_CTRUNC:
+                self._problems.append(OSError("descriptors sent with a message were dropped"))
             if not chunk:
                 return True
             self._buffer += chunk
@@ -173,12 +197,56 @@ class ParentChannel:
                 )
                 break
             try:
-                messages.append(serialization.loads(body))
+                message = serialization.loads(body)
+                if isinstance(message, buffers.Attached):
+                    message = self._with_buffers(message)
+                messages.append(message)
             except Exception as error:  # any unpickling failure: report it, keep the rest
                 self._problems.append(error)
         return messages
 
+    def _with_buffers(self, message: buffers.Attached) -> object:
+        if not self._fds:
+            raise OSError("a message's shared memory did not arrive with it")
+        views = buffers.map_views(self._fds.popleft(), message.layout, message.size)
+        return serialization.loads(message.pickled, buffers=views)
+
     def close(self) -> None:
+        """Close this end and the shared-memory files that arrived for messages not read.
+
+        No lock: a forked child closes the channels of its parent's other
+        children, whose locks another thread of the parent may have held.
+        """
         if not self.closed:
             self.closed = True
             self.sock.close()
+            while self._fds:
+                os.close(self._fds.popleft())
+
+
+def _receive(sock: socket.socket) -> tuple[bytes, list[int], int]:
+    """What has arrived on ``sock`` (without waiting), the descriptors sent with it, and the flags.
+
+    (``socket.recv_fds`` would do, but it drops its ``flags``: it would wait.)
+    """
+    fds = array.array("i")
+    chunk, ancillary, flags, _ = sock.recvmsg(1 << 20, socket.CMSG_SPACE(_MAX_FDS * fds.itemsize),
+                                              _RECEIVE_FLAGS)
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
+    return chunk, list(fds), flags
+
+
+def _pack(obj: object) -> tuple[bytes, buffers.SharedBuffers | None]:
+    """The body of ``obj``'s frame, and the shared memory of its big buffers if it has any."""
+    if buffers.available():
+        pickled, big = serialization.split(obj, buffers.THRESHOLD)
+        if big:
+            try:
+                shared = buffers.SharedBuffers(big)
+            except OSError:  # no memory file to be had (descriptor limit, no memory): in the frame
+                return serialization.dumps(obj), None
+            return serialization.dumps(buffers.Attached(pickled, shared.layout, shared.size)), shared
+        return pickled, None
+    return serialization.dumps(obj), None

@@ -124,3 +124,59 @@ def test_without_shared_memory_buffers_travel_in_the_pickle(method: str, monkeyp
     p.join(60)
     assert p.exitcode == 0 and p.messages == [(float(array.size), True, False)]  # a copy, not a mapping
     p.close()
+
+
+def _mapped_from_child(array: object) -> bool:
+    """Whether ``array``'s memory is a private mapping of a shared-memory file (not a bytes copy)."""
+    import mmap
+
+    base = array
+    while getattr(base, "base", None) is not None:
+        base = base.base
+    return isinstance(base, memoryview) and isinstance(base.obj, mmap.mmap)
+
+
+@pytest.mark.parametrize("method", ["fork", *FRESH])
+def test_big_values_sent_up_arrive_mapped_equal_and_in_order(method: str) -> None:
+    np = pytest.importorskip("numpy")
+    pd = pytest.importorskip("pandas")
+    _warm(method)
+    p = processing.Process(target=proc_targets.send_big_values, args=(64,), method=method)
+    with _PeakRss() as rss:
+        p.start()
+        p.join(60)
+        assert wait_until(lambda: len(p.messages) == 3)
+    assert p.exitcode == 0
+    (tag, array), (frame_tag, frame), last = p.messages
+    assert (tag, frame_tag, last) == ("array", "frame", "after")
+    assert np.array_equal(array, np.arange(64 * MIB // 8, dtype=np.float64))
+    assert _mapped_from_child(array) and array.flags.writeable
+    array[0] = -1.0  # copy-on-write: the parent's own page now
+    assert array[0] == -1.0
+    assert frame["a"].sum() == (1 << 18) * ((1 << 18) - 1) // 2 and frame["b"].sum() == 1 << 18
+    expected = pd.DataFrame({"a": np.arange(1 << 18, dtype=np.int64), "b": np.ones(1 << 18)})
+    pd.testing.assert_frame_equal(frame, expected)
+    # Mapped, not read: a pickled 64 MiB would have cost the parent the bytes read and the array rebuilt.
+    grown = rss.peak - rss.base
+    assert grown < 16 * MIB, f"the parent grew {grown / MIB:.0f} MiB receiving 64 MiB"
+    del array, frame
+    p.messages.clear()  # a mapping keeps a descriptor of its file for as long as it lives, before 3.13
+    p.close()
+    assert _buffer_fds() == []
+
+
+@pytest.mark.parametrize("method", FRESH)
+def test_a_child_killed_after_sending_big_values_leaves_nothing(method: str) -> None:
+    _warm(method)
+    shm = _shm()
+    fds = set(open_fds())
+    p = processing.Process(target=proc_targets.send_big_then_wait, args=(8,), method=method)
+    p.start()
+    assert wait_until(lambda: len(p.messages) == 1, limit=60)
+    assert len(p.messages[0]) == 8 * MIB
+    p.kill()
+    p.join(30)
+    assert p.exitcode == -signal.SIGKILL
+    p.messages.clear()
+    p.close()
+    assert wait_until(lambda: not _shm() - shm and _buffer_fds() == [] and set(open_fds()) <= fds)

@@ -376,3 +376,22 @@ def report_shared_array(array: object) -> None:
         mapped = "memfd:processing-buffers" in maps.read()
     processing.sendToParent((float(array.sum()), bool(array.flags.writeable), mapped))
     array[0] = 42.0
+
+
+def send_big_values(mib: int) -> None:
+    """Send the parent a big array and a DataFrame (out of band, beside the frame), then a small
+    message: the parent must get all three, in order."""
+    import numpy as np
+    import pandas as pd
+
+    array = np.arange(mib * (1 << 20) // 8, dtype=np.float64)
+    processing.sendToParent(("array", array))
+    frame = pd.DataFrame({"a": np.arange(1 << 18, dtype=np.int64), "b": np.ones(1 << 18)})
+    processing.sendToParent(("frame", frame))
+    processing.sendToParent("after")
+
+
+def send_big_then_wait(mib: int) -> None:
+    """Send a big array, then wait to be killed (the parent must not have taken the memory yet)."""
+    processing.sendToParent(bytearray(mib << 20))
+    time.sleep(60)

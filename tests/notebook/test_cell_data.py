@@ -92,8 +92,24 @@ def test_a_dataframe_sent_out_of_band_is_equal_writable_and_the_notebooks_stays(
     assert kernel.eval("float(frame.iloc[0, 0])") == 1.0  # the notebook's frame did not change
 
 
-def test_pull_of_a_100_mib_array(kernel: Kernel) -> None:
-    kernel.run("%%process --wait --method forkserver --pull big\n"
+_PEAK_MIB = "__import__('resource').getrusage(__import__('resource').RUSAGE_SELF).ru_maxrss >> 10"
+
+
+@pytest.mark.parametrize("method", ["forkserver", "fork"])
+def test_pull_of_a_100_mib_array_comes_by_shared_memory(fresh_kernel: Kernel, method: str) -> None:
+    kernel = fresh_kernel
+    kernel.run("import mmap, numpy as np\n"
+               "def mapped(a):\n"
+               "    while getattr(a, 'base', None) is not None:\n"
+               "        a = a.base\n"
+               "    return isinstance(a, memoryview) and isinstance(a.obj, mmap.mmap)")
+    before = kernel.eval(_PEAK_MIB)
+    kernel.run(f"%%process --wait --method {method} --pull big\n"
                "import numpy as np\nbig = np.arange(100 << 17)")  # 100 MiB of int64
-    assert kernel.eval("[int(big.sum()), big.nbytes]") == [sum(range(100 << 17)), 100 << 20]
+    grown = kernel.eval(_PEAK_MIB) - before  # before the notebook reads the array's pages
+    # The array is a private mapping of the child's shared-memory file: never pickled, read and rebuilt.
+    assert kernel.eval("mapped(big)") is True
+    assert grown < 20, f"the kernel's peak grew {grown} MiB pulling 100 MiB"
+    assert kernel.eval("[int(big.sum()), big.nbytes, big.flags.writeable]") == [
+        sum(range(100 << 17)), 100 << 20, True]
     kernel.run("del big")
