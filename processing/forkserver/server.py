@@ -59,7 +59,11 @@ _CLIENT_GONE = "the client closed its end in the middle of a request"
 _BACK_TO_BACK = 0.005  # requests closer than this keep a spare forked at every hand-over
 
 
-_OWN_PRELOAD = ("processing.launch.bootstrap", "processing.serialization", "cloudpickle")
+#: What every child needs. The stdlib's resource tracker (and multiprocessing.util, spawn and
+#: subprocess with it) is adopted by every child of a parent that has used the stdlib: without it
+#: here, each of those children would import them afresh, some 10 ms a start.
+_OWN_PRELOAD = ("processing.launch.bootstrap", "processing.serialization", "cloudpickle",
+                "multiprocessing.resource_tracker")
 _LOCK_RESETS = frozenset({"threading", "logging"})
 _Hooks = dict[str, Callable[[], object]]  # keyword arguments of one os.register_at_fork call
 

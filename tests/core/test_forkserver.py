@@ -295,3 +295,35 @@ def test_terminate_right_after_start_gives_minus_sigterm_while_the_server_is_bus
         for thread in busy:
             thread.join()
     assert set(codes) == {-15}, {code: codes.count(code) for code in set(codes)}
+
+
+def test_a_child_imports_nothing_once_the_stdlib_resource_tracker_runs(tmp_path) -> None:
+    """A parent that has used the stdlib (a spawn Process, a SharedMemory) has its resource tracker
+    running, and a fork server's child then adopts it: the tracker's modules must already be in the
+    server, or every child imports them afresh (about 10 ms a start)."""
+    (tmp_path / "import_audit.py").write_text(
+        "import os, sys\n"
+        "SERVER = os.getpid()\n"
+        "AFTER_FORK = []\n"
+        "def _hook(event, args):\n"
+        "    if event == 'import' and os.getpid() != SERVER:\n"
+        "        AFTER_FORK.append(args[0])\n"
+        "sys.addaudithook(_hook)\n"
+    )
+    result = run_python(
+        """
+        import json, multiprocessing, processing
+        from multiprocessing import resource_tracker
+        def imported():
+            import import_audit
+            processing.sendToParent(sorted(set(import_audit.AFTER_FORK)))
+        resource_tracker.ensure_running()  # as any stdlib spawn or shared-memory use does
+        processing.setForkserverPreload(["import_audit"])
+        p = processing.Process(target=imported, method="forkserver")
+        p.start(); p.join()
+        print(json.dumps(p.messages[0]))
+        """,
+        env={"PYTHONPATH": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
