@@ -57,6 +57,7 @@ _QUIET = 0.002
 _SPARE_BACKOFF = 1.0  # seconds without spares after a fork failed
 _CLIENT_GONE = "the client closed its end in the middle of a request"
 _BACK_TO_BACK = 0.005  # requests closer than this keep a spare forked at every hand-over
+_SETTLE = 0.05  # seconds after a hand-over during which a spare waits for that child to end
 
 
 #: What every child needs. The stdlib's resource tracker (and multiprocessing.util, spawn and
@@ -160,10 +161,15 @@ class Server:
                 self._fork_spare()
 
     def _timeout(self) -> float | None:
-        """Replenish the spares once the server has been quiet for a moment."""
+        """Replenish the spares once the server has been quiet for a moment and, while a spare is
+        still ready, not while a child it has just handed over may still be running (for up to
+        ``_SETTLE`` seconds): a fork then would race that child for the CPUs and hold back the
+        report of its end."""
         if len(self.idle) >= _IDLE_CHILDREN:
             return None
-        return max(_QUIET, self.no_spares_until - time.monotonic())
+        now = time.monotonic()
+        settled = self.last_request + _SETTLE if self.children and self.idle else 0.0
+        return max(_QUIET, self.no_spares_until - now, settled - now)
 
     def _start_child(self, message: bytes, fds: list[int]) -> None:
         """Serve a request with an idle child or a fresh fork; tell the client its pid; keep the status pipe.
