@@ -180,3 +180,61 @@ def test_a_child_killed_after_sending_big_values_leaves_nothing(method: str) -> 
     p.messages.clear()
     p.close()
     assert wait_until(lambda: not _shm() - shm and _buffer_fds() == [] and set(open_fds()) <= fds)
+
+
+def _holders_of_buffers() -> list[int]:
+    """Every process but this one that maps or holds a shared-buffers file."""
+    holders = []
+    for pid in psutil.pids():
+        if pid == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/maps") as maps:
+                mapped = "memfd:processing-buffers" in maps.read()
+            held = any("memfd:processing-buffers" in os.readlink(f"/proc/{pid}/fd/{fd}")
+                       for fd in os.listdir(f"/proc/{pid}/fd"))
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        if mapped or held:
+            holders.append(pid)
+    return holders
+
+
+@pytest.mark.parametrize("method", FRESH)
+def test_a_parent_killed_while_it_sends_leaves_nothing(method: str) -> None:
+    """SIGKILL to the parent while it writes 512 MiB into the shared-memory file: the file has no
+    name, so once the parent, its fork server and the child are gone, nothing holds the memory."""
+    pytest.importorskip("numpy")
+    import subprocess
+    import sys
+    import time
+
+    shm = _shm()
+    code = (
+        "import sys, numpy as np, processing\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "import proc_targets\n"
+        f"p = processing.Process(target=proc_targets.noop, method={method!r})\n"
+        "p.start(); p.join()\n"  # the fork server is up: the next start spends its time sending
+        "big = np.ones(512 << 17)\n"
+        f"p = processing.Process(target=proc_targets.report_shared_array, args=(big,), method={method!r})\n"
+        "print('sending', flush=True)\n"
+        "p.start()\n"
+        "print('started', flush=True)\n"
+        "p.join()\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code, os.path.dirname(proc_targets.__file__)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout.readline() == "sending\n"
+        family = psutil.Process(parent.pid).children(recursive=True)
+        time.sleep(0.02)
+        parent.kill()
+        rest = parent.stdout.read()
+    finally:
+        parent.kill()
+        parent.wait(30)
+    assert "started" not in rest, "the start ended before the kill: nothing was killed mid-send"
+    assert wait_until(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in family))
+    assert wait_until(lambda: _holders_of_buffers() == [])
+    assert not _shm() - shm
