@@ -21,7 +21,12 @@ _LIVE = "[p.name for p in __import__('ipyprocessing').processes() if p.is_alive(
 
 
 def shown_texts(kernel: Kernel, msg_id: str) -> str:
-    """Every text the cell ``msg_id`` was sent: streams, displays, their updates, errors."""
+    """Every text the cell ``msg_id`` was sent until now: streams, displays, their updates, errors.
+
+    Waits for the cell's idle status first: a reply can come before IOPub has delivered the cell's
+    own output (a loaded machine's IO thread lags).
+    """
+    kernel.wait_for(lambda m: is_reply_idle(m, msg_id))
     parts = []
     for message in kernel.messages(msg_id, "stream", "display_data", "update_display_data", "error",
                                    "execute_result"):
