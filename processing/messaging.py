@@ -26,7 +26,10 @@ def sendToParent(obj: object) -> None:
     """From inside a child: send ``obj`` to the parent, signed with this process's auth key.
 
     The parent finds it in ``process.messages`` and through the ``message`` event.
-    Objects defined in ``__main__`` travel by value, as targets do.
+    Objects defined in ``__main__`` travel by value, as targets do. On Linux, buffers of
+    1 MiB or more that pickle out of band (numpy arrays, DataFrame blocks) are not copied
+    into the message: they reach the parent as a shared-memory file that it maps
+    copy-on-write, so its copy is its own (see :mod:`processing.buffers`).
 
     Raises:
         ProcessStateError: called outside a child started by :mod:`processing`.
