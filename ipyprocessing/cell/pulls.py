@@ -26,6 +26,8 @@ import threading
 import time
 from typing import Any
 
+from .clock import clock
+
 __all__ = ["Deliveries", "WaitForPulls", "deliveries", "install"]
 
 #: Seconds a cell waits for a pulled name before it says so (a short wait is not worth a line).
@@ -37,41 +39,31 @@ class Deliveries:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._executing = 0
         self._waiting: list[tuple[object, dict[str, Any], dict[str, Any]]] = []
+        # Called after the clock's count changed: a value delivered meanwhile is either assigned at
+        # once (no cell executes) or waits and is assigned here, under the same lock.
+        clock.on_cells(self.assign_waiting, self.assign_waiting)
 
     def deliver(self, owner: object, namespace: dict[str, Any], values: dict[str, Any]) -> None:
         """Assign ``owner``'s ``values`` in ``namespace`` now if no cell executes, else once it ends."""
         with self._lock:
-            if self._executing:
+            if clock.executing:
                 self._waiting.append((owner, namespace, values))
             else:
                 namespace.update(values)
 
-    def cell_starts(self) -> None:
-        with self._lock:
-            self._assign_waiting_locked()
-            self._executing += 1
-
-    def cell_ends(self) -> None:
-        with self._lock:
-            self._executing = max(0, self._executing - 1)
-            self._assign_waiting_locked()
-
     def assign_waiting(self, owner: object = None) -> None:
-        """Assign now what waits (only ``owner``'s, if given): the running cell asked for it, by reading a
-        pulled name before its code started (see :class:`WaitForPulls`) or by joining the child."""
+        """Assign now what waits (only ``owner``'s, if given): a cell started or ended, or the running
+        cell asked for it, by reading a pulled name before its code started (see
+        :class:`WaitForPulls`) or by joining the child."""
         with self._lock:
-            self._assign_waiting_locked(owner)
-
-    def _assign_waiting_locked(self, owner: object = None) -> None:
-        kept = []
-        for waiting in self._waiting:
-            if owner is None or waiting[0] is owner:
-                waiting[1].update(waiting[2])
-            else:
-                kept.append(waiting)
-        self._waiting = kept
+            kept = []
+            for waiting in self._waiting:
+                if owner is None or waiting[0] is owner:
+                    waiting[1].update(waiting[2])
+                else:
+                    kept.append(waiting)
+            self._waiting = kept
 
 
 #: The interpreter's one home for pulled values on their way into a notebook.
@@ -194,10 +186,7 @@ def _raising(node: ast.Module, line: int, exception: str, message: str) -> ast.M
 
 def install(shell: Any, session: Any) -> None:
     """Hook the deliveries and the wait into ``shell``; idempotent (reloading the extension)."""
-    events = shell.events
-    if deliveries.cell_starts not in events.callbacks["pre_execute"]:
-        events.register("pre_execute", deliveries.cell_starts)
-        events.register("post_execute", deliveries.cell_ends)
+    clock.install(shell)
     shell.ast_transformers[:] = [transformer for transformer in shell.ast_transformers
                                  if not isinstance(transformer, WaitForPulls)]
     shell.ast_transformers.append(WaitForPulls(shell, session))

@@ -17,6 +17,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from ..cell.clock import clock
+
 __all__ = ["CellChannel"]
 
 
@@ -65,24 +67,33 @@ class CellChannel:
         self.publish("update_display_data", {"data": data, "metadata": metadata or {},
                                              "transient": {"display_id": self.display_id}})
 
-    def update_display_for_runner(self, data: dict[str, Any]) -> bool:
-        """Replace the cell's display as seen by the request running now, if that is another cell's;
-        True if sent.
+    def show_final(self, record: dict[str, Any], for_runner: dict[str, Any]) -> None:
+        """Replace the cell's display with ``record`` for good, in every kind of front end.
 
         A client that listens only to the cell it is executing (nbclient, so
         ``jupyter nbconvert --execute`` and CI) ignores messages parented to a cell
         it has finished, but applies a display-id update from the running cell to
-        every output with that id. Sent before :meth:`update_display`, so that a
-        front end that applies both (JupyterLab) ends with the cell's own.
+        every output with that id: it gets ``for_runner`` (the record with what the
+        cell's own outputs would have shown) from the running cell, if that is
+        another, and then the cell's own ``record``, so that a front end that
+        applies both (JupyterLab) ends with the cell's own. If the running cell
+        ended before these went out (the child ended as its cell did, or between
+        cells), they are sent again as the next cell starts.
         """
+        mark = clock.mark()
+        self._show_final(record, for_runner)
+        if not clock.reached(mark):
+            clock.at_next_start(lambda: self._show_final(record, for_runner))
+
+    def _show_final(self, record: dict[str, Any], for_runner: dict[str, Any]) -> None:
         running = self._kernel.get_parent("shell")
         running_id = (running or {}).get("header", {}).get("msg_id")
-        if not running_id or running_id == self._parent.get("header", {}).get("msg_id"):
-            return False
-        self._session.send(self._socket, "update_display_data",
-                           {"data": data, "metadata": {}, "transient": {"display_id": self.display_id}},
-                           parent=running, ident=b"update_display_data")
-        return True
+        if running_id and running_id != self._parent.get("header", {}).get("msg_id"):
+            self._session.send(self._socket, "update_display_data",
+                               {"data": for_runner, "metadata": {},
+                                "transient": {"display_id": self.display_id}},
+                               parent=running, ident=b"update_display_data")
+        self.update_display(record)
 
     def publish_output(self, output: dict[str, Any]) -> None:
         """Send an nbformat output dict (stream, display, result, error) as the cell's own output."""

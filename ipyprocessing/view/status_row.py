@@ -206,10 +206,9 @@ class WidgetView:
             if events:  # what came before the row was shown, which no flush could show
                 self._outputs.apply(events)
         final = self._outputs.outputs(final=True, widget_text=self.comms.widget_text)
-        # The record with the output's tail, for a client that hears only the cell it runs now (nbclient);
-        # then the record and the outputs as the cell's own.
-        self._channel.update_display_for_runner(self._record(tail=_tail(final)))
-        self._channel.update_display(self._record())
+        # The record, with the output's tail for a client that hears only the cell it runs now (nbclient);
+        # then the outputs as the cell's own.
+        self._channel.show_final(self._record(), for_runner=self._record(tail=_tail(final)))
         for output in final:
             self._channel.publish_output(output)
         # A page reloaded while the child ran knows the row only as a widget (the record's update

@@ -46,8 +46,8 @@ class Channel:
     def update_display(self, data: dict, metadata: dict | None = None) -> None:
         self.sent.append(("update_display_data", {"data": data}))
 
-    def update_display_for_runner(self, data: dict) -> bool:
-        return False  # no other cell runs here
+    def show_final(self, record: dict, for_runner: dict) -> None:
+        self.update_display(record)  # no other cell runs here
 
     def publish_output(self, output: dict) -> None:
         self.sent.append((output["output_type"], output))

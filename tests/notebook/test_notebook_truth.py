@@ -101,6 +101,33 @@ def test_a_finished_row_and_a_running_row_say_so(kernel: Kernel) -> None:
     assert "done (pid" in record and ": stopped · finished · exit code 0" in record
 
 
+def test_a_record_sent_between_cells_comes_again_from_the_next_cell(kernel: Kernel, tmp_path) -> None:
+    """nbclient (nbconvert, CI) hears only the cell it runs: the record of a child that ended after its
+    cell, while no cell ran, must reach it from the next cell. Fails before: the next cell got nothing,
+    and the executed notebook kept the live row's widget where the record belongs."""
+    go = tmp_path / "go"
+    first = kernel.run(f"%%process --name between\nimport os, time\nwhile not os.path.exists({str(go)!r}):\n"
+                       "    time.sleep(0.01)\nprint('done waiting')")
+    go.touch()  # the child ends now, while no cell runs
+
+    def record_of_first(message: dict) -> bool:
+        text = message["content"].get("data", {}).get("text/plain", "")
+        return (message["msg_type"] == "update_display_data" and parent_of(message) == first
+                and "between (pid" in text and ": stopped · finished" in text)
+
+    own = kernel.wait_for(record_of_first)  # sent as the cell's own, after the cell's idle
+    second = kernel.run("pass")
+    kernel.wait_for(lambda m: is_reply_idle(m, second))
+    again = [m["content"] for m in kernel.messages(second, "update_display_data")
+             if m["content"]["transient"]["display_id"] == own["content"]["transient"]["display_id"]]
+    assert again, "the next cell was not sent the record"
+    assert "between (pid" in again[0]["data"]["text/plain"]
+    assert "done waiting" in again[0]["data"]["text/plain"]  # with the output's tail: nbclient sees no other
+    # and then the cell's own again, so that JupyterLab, which applies both, ends with it
+    assert [m["content"]["data"] for m in kernel.messages(first, "update_display_data")
+            if record_of_first(m)] == [own["content"]["data"]] * 2
+
+
 def test_rerunning_a_cell_keeps_its_running_child_in_sight(kernel: Kernel) -> None:
     cell = str(uuid.uuid4())
     kernel.run("%%process --name first\nimport time\ntime.sleep(600)", cell_id=cell)
