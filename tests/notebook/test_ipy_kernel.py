@@ -108,6 +108,7 @@ def test_progress_bar_shows_as_one_updating_line(kernel: Kernel) -> None:
         "print('done')\n"
     )
     kernel.wait_for(lambda m: is_output_of(m, cell) and shown(m).endswith("done"))
+    kernel.wait_for(lambda m: is_reply_idle(m, cell))  # IOPub's idle comes after the cell's own outputs
     assert "".join(output_text(o) for o in kernel.outputs_of(cell)) == "progress 2000/2000\ndone\n"
 
 
