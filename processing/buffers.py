@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     import pickle
     from typing import Any
 
-__all__ = ["THRESHOLD", "Attached", "SharedBuffers", "available", "map_views"]
+__all__ = ["THRESHOLD", "Attached", "SharedBuffers", "available", "map_views", "pack"]
 
 #: A buffer at least this big goes through shared memory; smaller ones stay in the pickle.
 THRESHOLD = 1 << 20
@@ -47,6 +47,30 @@ _UNTRACKED = {"trackfd": False} if sys.version_info >= (3, 13) else {}
 def available() -> bool:
     """Whether this system has anonymous shared-memory files (Linux)."""
     return hasattr(os, "memfd_create")
+
+
+def pack(obj: object) -> tuple[bytes, SharedBuffers | None]:
+    """``obj`` pickled, with its big buffers left out and written into shared memory, if it has any.
+
+    The shared memory is None if there were none, if this system has no
+    anonymous memory files, or if none could be made (the descriptor limit, no
+    memory): then the pickle holds everything, as a plain one would. Load with
+    ``loads(pickled, buffers=...)`` given the views the receiver maps.
+
+    Raises:
+        Exception: whatever pickling ``obj`` raises (see :func:`processing.serialization.dumps`).
+    """
+    from . import serialization
+
+    if available():
+        pickled, big = serialization.split(obj, THRESHOLD)
+        if not big:
+            return pickled, None
+        try:
+            return pickled, SharedBuffers(big)
+        except OSError:
+            pass
+    return serialization.dumps(obj), None
 
 
 class SharedBuffers:

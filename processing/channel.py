@@ -240,13 +240,7 @@ def _receive(sock: socket.socket) -> tuple[bytes, list[int], int]:
 
 def _pack(obj: object) -> tuple[bytes, buffers.SharedBuffers | None]:
     """The body of ``obj``'s frame, and the shared memory of its big buffers if it has any."""
-    if buffers.available():
-        pickled, big = serialization.split(obj, buffers.THRESHOLD)
-        if big:
-            try:
-                shared = buffers.SharedBuffers(big)
-            except OSError:  # no memory file to be had (descriptor limit, no memory): in the frame
-                return serialization.dumps(obj), None
-            return serialization.dumps(buffers.Attached(pickled, shared.layout, shared.size)), shared
+    pickled, shared = buffers.pack(obj)
+    if shared is None:
         return pickled, None
-    return serialization.dumps(obj), None
+    return serialization.dumps(buffers.Attached(pickled, shared.layout, shared.size)), shared

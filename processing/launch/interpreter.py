@@ -79,14 +79,9 @@ def start_payload(
     try:
         with stdlib.spawning(popen):
             try:
-                if buffers.available():
-                    pickled, big = serialization.split(spec.process, buffers.THRESHOLD)
-                else:
-                    pickled, big = serialization.dumps(spec.process), []
+                pickled, shared = buffers.pack(spec.process)
             except Exception as error:
                 raise cannot_send(spec.process, popen.method, error) from error
-            if big:
-                shared = buffers.SharedBuffers(big)
             payload = serialization.dumps(Payload(pickled, options, sys.path, os.getcwd(), environ, umask,
                                                   shared))
         yield payload
