@@ -126,6 +126,26 @@ def test_without_shared_memory_buffers_travel_in_the_pickle(method: str, monkeyp
     p.close()
 
 
+@pytest.mark.parametrize("method", FRESH)
+def test_when_no_memory_file_can_be_made_buffers_travel_in_the_pickle(method: str, monkeypatch) -> None:
+    """A parent at its descriptor limit still starts the child: the buffers go in the pickle."""
+    import errno
+    import os
+
+    np = pytest.importorskip("numpy")
+
+    def at_the_limit(*_: object) -> int:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(os, "memfd_create", at_the_limit)
+    array = np.ones(2 * MIB // 8)
+    p = processing.Process(target=proc_targets.report_shared_array, args=(array,), method=method)
+    p.start()
+    p.join(60)
+    assert p.exitcode == 0 and p.messages == [(float(array.size), True, False)]  # a copy, not a mapping
+    p.close()
+
+
 def _mapped_from_child(array: object) -> bool:
     """Whether ``array``'s memory is a private mapping of a shared-memory file (not a bytes copy)."""
     import mmap
