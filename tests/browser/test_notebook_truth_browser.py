@@ -4,6 +4,8 @@
   streaming (its outputs are kernel-side state, an Output widget).
 - Shut the kernel down, save, reopen: every row that was live is its final record in plain
   mime types, the panel a static table, and nowhere "model not found" or "started".
+- A child that ends between cells: its record comes again from the next cell (for nbclient), and the
+  page ends with the cell's own record, the child's line shown once.
 - The panel at 900 px wide: one scroll area for the table (no scrollbar per row), the columns
   aligned, every column and button there.
 
@@ -145,6 +147,38 @@ def test_shut_down_save_and_reopen_shows_the_final_state(lab, tmp_path: Path) ->
         assert "model not found" not in page_text and "Error displaying widget" not in page_text
         assert "started" not in page_text
         screenshot(browser, "truth-reopen-3-reopened.png")
+
+
+def test_a_child_that_ends_between_cells_shows_its_record_once(lab, tmp_path: Path) -> None:
+    """Its record is sent again from the next cell, for nbclient (with the output's tail): JupyterLab,
+    which applies both, must end with the cell's own record, and the child's line shown once."""
+    from playwright.sync_api import expect
+
+    server, env = lab
+    release = tmp_path / "release"
+    (server.root / "between.ipynb").write_text(json.dumps(notebook([
+        "%load_ext ipyprocessing",
+        f"%%process --name between\nimport os, time\nwhile not os.path.exists({str(release)!r}):\n"
+        "    time.sleep(0.02)\nprint('done waiting')",
+        "print('next cell ran')",
+    ])))
+    with chromium(tmp_path, env) as browser:
+        _open(browser, server, "between.ipynb")
+        _run_all(browser)
+        cells = browser.locator(".jp-Notebook .jp-Cell")
+        between, last = cells.nth(1), cells.nth(2)
+        expect(last.locator(".jp-OutputArea-output")).to_have_text("next cell ran")
+        expect(between.locator(".ipyprocessing-state")).to_have_text("started")
+        release.touch()  # the child ends now, while no cell runs
+        expect(between.locator(".ipyprocessing-record")).to_contain_text("finished · exit code 0")
+        last.locator(".jp-InputArea-editor").click()
+        browser.keyboard.press("Shift+Enter")  # the next cell, from which the record comes again
+        expect(last.locator(".jp-InputArea-prompt")).to_have_text("[4]:")
+        expect(last.locator(".jp-OutputArea-output")).to_have_text("next cell ran")
+        screenshot(browser, "truth-between-cells.png")
+        expect(between.locator(".ipyprocessing-record")).to_have_count(1)
+        expect(between.locator(".ipyprocessing-tail")).to_have_count(0)  # the cell's own record, last
+        assert between.locator(".jp-OutputArea").inner_text().count("done waiting") == 1
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
