@@ -10,9 +10,10 @@ peer that holds the key, and a replayed, reordered or reflected message fails
 too. A bad signature raises ``AuthenticationError``; the parent then closes
 the channel.
 
-A message carrying big out-of-band buffers (a pulled array, a DataFrame) goes
-up without them in its frame: they travel as a shared-memory file whose
-descriptor rides beside the frame (``SCM_RIGHTS``), see :mod:`processing.buffers`.
+A message carrying big out-of-band buffers (a pulled array, a DataFrame), up
+or down, goes without them in its frame: they travel as a shared-memory file
+whose descriptor rides beside the frame (``SCM_RIGHTS``), see
+:mod:`processing.buffers`; the receiver maps it copy-on-write.
 The frame's signature covers the message and where each buffer lies in the
 file; only the two ends of this private socketpair can put a descriptor on it.
 """
@@ -29,7 +30,7 @@ from . import buffers, frames, serialization
 from ._fd import read_exact, wait_readable
 from .errors import AuthenticationError
 
-__all__ = ["ChildChannel", "ParentChannel", "read_payload", "send_payload"]
+__all__ = ["ChildChannel", "ParentChannel", "pack", "read_payload", "send_payload"]
 
 _NO_PAYLOAD = "the parent closed the control channel before the payload arrived"
 _PARENT_GONE = "the parent closed the control channel"
@@ -37,7 +38,8 @@ _PARENT_GONE = "the parent closed the control channel"
 _DOWN = b"\0down"
 #: Descriptors one read takes at most (a read stops at each message that carries one).
 _MAX_FDS = 4
-_RECEIVE_FLAGS = socket.MSG_DONTWAIT | getattr(socket, "MSG_CMSG_CLOEXEC", 0)
+_CLOEXEC = getattr(socket, "MSG_CMSG_CLOEXEC", 0)
+_ANCILLARY_SPACE = socket.CMSG_SPACE(_MAX_FDS * array.array("i").itemsize)
 
 
 def send_payload(sock: socket.socket, data: bytes) -> None:
@@ -65,17 +67,13 @@ class ChildChannel:
         self._checker = frames.Signer(key, challenge + _DOWN)
         self._lock = threading.Lock()
         self._read_lock = threading.Lock()
+        self._fds: deque[int] = deque()  # shared-memory files received, one per Attached message, in order
 
     def send(self, obj: object) -> None:
-        body, shared = _pack(obj)
+        body, shared = pack(obj)
         try:
             with self._lock:
-                frame = self._signer.seal(body)
-                if shared is None:
-                    self._sock.sendall(frame)
-                else:
-                    sent = socket.send_fds(self._sock, [frame], [shared.fileno()])
-                    self._sock.sendall(memoryview(frame)[sent:])
+                _send_frame(self._sock, self._signer.seal(body), shared)
         finally:
             if shared is not None:
                 shared.close()  # the socket holds the file until the parent takes it
@@ -92,13 +90,26 @@ class ChildChannel:
             # The timeout bounds the wait for a frame, never a frame half read: the stream stays whole.
             if timeout is not None and not wait_readable(self._sock.fileno(), timeout):
                 raise TimeoutError(f"the parent sent nothing within {timeout:g} s")
-            size, tag = frames.parse_header(read_exact(self._sock, frames.HEADER_SIZE, eof=_PARENT_GONE))
-            body = read_exact(self._sock, size, eof=_PARENT_GONE)
+            size, tag = frames.parse_header(self._read_exact(frames.HEADER_SIZE))
+            body = self._read_exact(size)
             if not self._checker.check(tag, body):
                 raise AuthenticationError(
                     "a message from the parent was not signed with this process's auth key; it was dropped"
                 )
-        return serialization.loads(body)
+            return _unpack(body, self._fds)
+
+    def _read_exact(self, size: int) -> bytes:
+        """``size`` bytes of the stream; the descriptors that ride with them wait in ``_fds``, in order."""
+        buffer = bytearray(size)
+        view = memoryview(buffer)
+        received = 0
+        while received < size:
+            count, fds = _receive_into(self._sock, view[received:])
+            if not count:
+                raise EOFError(_PARENT_GONE)
+            self._fds.extend(fds)
+            received += count
+        return bytes(buffer)
 
 
 class ParentChannel:
@@ -149,14 +160,17 @@ class ParentChannel:
                 raise forgery
             return messages
 
-    def send(self, body: bytes) -> None:
-        """Send an already pickled object to the child (it loads it with ``receiveFromParent``).
+    def send(self, body: bytes, shared: buffers.SharedBuffers | None = None) -> None:
+        """Send an object packed by :func:`pack` to the child, which loads it with ``receiveFromParent``.
+
+        The caller still owns ``shared`` and closes it after: the socket holds
+        the file until the child takes it.
 
         Raises:
             OSError: the child has closed its end (it exited), or this end is closed.
         """
         with self._send_lock:
-            self.sock.sendall(self._signer.seal(body))
+            _send_frame(self.sock, self._signer.seal(body), shared)
 
     def take_problems(self) -> list[Exception]:
         """The errors of messages that could not be unpickled since the last call."""
@@ -197,19 +211,10 @@ class ParentChannel:
                 )
                 break
             try:
-                message = serialization.loads(body)
-                if isinstance(message, buffers.Attached):
-                    message = self._with_buffers(message)
-                messages.append(message)
+                messages.append(_unpack(body, self._fds))
             except Exception as error:  # any unpickling failure: report it, keep the rest
                 self._problems.append(error)
         return messages
-
-    def _with_buffers(self, message: buffers.Attached) -> object:
-        if not self._fds:
-            raise OSError("a message's shared memory did not arrive with it")
-        views = buffers.map_views(self._fds.popleft(), message.layout, message.size)
-        return serialization.loads(message.pickled, buffers=views)
 
     def close(self) -> None:
         """Close this end and the shared-memory files that arrived for messages not read.
@@ -229,17 +234,57 @@ def _receive(sock: socket.socket) -> tuple[bytes, list[int], int]:
 
     (``socket.recv_fds`` would do, but it drops its ``flags``: it would wait.)
     """
+    chunk, ancillary, flags, _ = sock.recvmsg(1 << 20, _ANCILLARY_SPACE, socket.MSG_DONTWAIT | _CLOEXEC)
+    return chunk, _descriptors(ancillary), flags
+
+
+def _receive_into(sock: socket.socket, view: memoryview) -> tuple[int, list[int]]:
+    """One read into ``view`` (waiting for it): how many bytes came, and the descriptors sent with them."""
+    count, ancillary, _, _ = sock.recvmsg_into([view], _ANCILLARY_SPACE, _CLOEXEC)
+    return count, _descriptors(ancillary)
+
+
+def _descriptors(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
     fds = array.array("i")
-    chunk, ancillary, flags, _ = sock.recvmsg(1 << 20, socket.CMSG_SPACE(_MAX_FDS * fds.itemsize),
-                                              _RECEIVE_FLAGS)
     for level, kind, data in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
-    return chunk, list(fds), flags
+    return list(fds)
 
 
-def _pack(obj: object) -> tuple[bytes, buffers.SharedBuffers | None]:
-    """The body of ``obj``'s frame, and the shared memory of its big buffers if it has any."""
+def _send_frame(sock: socket.socket, frame: bytes, shared: buffers.SharedBuffers | None) -> None:
+    """Send a sealed frame; the descriptor of its shared memory, if any, rides with its first bytes."""
+    if shared is None:
+        sock.sendall(frame)
+    else:
+        sent = socket.send_fds(sock, [frame], [shared.fileno()])
+        sock.sendall(memoryview(frame)[sent:])
+
+
+def _unpack(body: bytes, fds: deque[int]) -> object:
+    """The object of a verified frame; an ``Attached`` one is loaded with the next file of ``fds``.
+
+    Raises:
+        OSError: its file did not arrive, or could not be mapped.
+        Exception: whatever unpickling the body raises.
+    """
+    message = serialization.loads(body)
+    if not isinstance(message, buffers.Attached):
+        return message
+    if not fds:
+        raise OSError("a message's shared memory did not arrive with it")
+    views = buffers.map_views(fds.popleft(), message.layout, message.size)
+    return serialization.loads(message.pickled, buffers=views)
+
+
+def pack(obj: object) -> tuple[bytes, buffers.SharedBuffers | None]:
+    """The body of ``obj``'s frame, and the shared memory of its big buffers if it has any.
+
+    The caller closes the shared memory once the frame is sent.
+
+    Raises:
+        Exception: whatever pickling ``obj`` raises.
+    """
     pickled, shared = buffers.pack(obj)
     if shared is None:
         return pickled, None

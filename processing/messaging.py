@@ -41,8 +41,10 @@ def receiveFromParent(timeout: float | None = None) -> object:
     """From inside a child: the next object the parent sent with ``sendToChild``, in order.
 
     Blocks until one arrives (or ``timeout`` seconds pass). Objects arrive
-    signed with this process's auth key; one call at a time reads the channel,
-    so a child that must keep doing other work reads from a thread of its own.
+    signed with this process's auth key; big out-of-band buffers in them
+    arrive as a private (copy-on-write) mapping of the parent's shared-memory
+    file. One call at a time reads the channel, so a child that must keep
+    doing other work reads from a thread of its own.
 
     Raises:
         ProcessStateError: called outside a child started by :mod:`processing`.

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
     from typing import IO, Any
 
+    from .buffers import SharedBuffers
+    from .channel import ParentChannel
+
 __all__ = [
     "Process",
     "activeChildren",
@@ -267,18 +270,23 @@ class Process(ProcessHandle):
         """Send ``obj`` to the running child, which receives it with :func:`processing.receiveFromParent`.
 
         Signed with the process's auth key; objects defined in ``__main__``
-        travel by value. Blocks only while the channel's buffer is full (the
-        child reads too slowly).
+        travel by value. Buffers of 1 MiB or more that pickle out of band
+        (numpy arrays, DataFrame blocks) are not copied into the message: they
+        reach the child as a shared-memory file that it maps copy-on-write, as
+        the arguments of a start do (see :mod:`processing.buffers`). Blocks
+        only while the channel's buffer is full (the child reads too slowly).
 
         Raises:
             ProcessStateError: not started yet, not the creator, or the child has exited.
             ValueError: the process object is closed.
+            Exception: whatever pickling ``obj`` raises.
         """
         self._check_open()
         self._check_creator("sendToChild")
-        from .serialization import dumps
+        self._channel_to_child()  # first: a big object would be written into shared memory for nothing
+        from .channel import pack
 
-        self._send_pickled(dumps(obj))
+        self._send_pickled(*pack(obj))
 
     def terminate(self, *, tree: bool = False) -> None:
         """Send SIGTERM, then wait up to ``SIGNAL_WAIT`` seconds for the child to die.
@@ -363,18 +371,27 @@ class Process(ProcessHandle):
         self.messages.append(obj)
         events.message(self, obj)
 
-    def _send_pickled(self, body: bytes) -> None:
-        """Send a pickled object to the child (a remote child's worker relays bytes it never loads)."""
+    def _channel_to_child(self) -> ParentChannel:
         popen = self._popen
         if popen is None:
             raise ProcessStateError(f"cannot send to {self._name}: it has not been started; start() it first")
         channel = popen.channel
+        if channel is None or channel.closed:
+            raise ProcessStateError(f"cannot send to {self._name}: it has exited")
+        return channel
+
+    def _send_pickled(self, body: bytes, shared: SharedBuffers | None = None) -> None:
+        """Send a packed object to the child, and let go of its shared memory (the socket holds it).
+
+        A remote child's worker relays bytes it never loads, without shared memory.
+        """
         try:
-            if channel is None or channel.closed:
-                raise OSError
-            channel.send(body)
+            self._channel_to_child().send(body, shared)
         except OSError:
             raise ProcessStateError(f"cannot send to {self._name}: it has exited") from None
+        finally:
+            if shared is not None:
+                shared.close()
 
     def _status(self) -> str:
         if self is _current_process:
