@@ -176,6 +176,49 @@ def test_big_values_sent_up_arrive_mapped_equal_and_in_order(method: str) -> Non
     assert _buffer_fds() == []
 
 
+@pytest.mark.parametrize("method", ["fork", *FRESH])
+def test_big_values_sent_down_arrive_mapped_equal_and_in_order(method: str) -> None:
+    np = pytest.importorskip("numpy")
+    pd = pytest.importorskip("pandas")
+    _warm(method)
+    array = np.ones(64 * MIB // 8)
+    frame = pd.DataFrame({"a": np.arange(1 << 18, dtype=np.int64), "b": np.ones(1 << 18)})
+    p = processing.Process(target=proc_targets.report_big_values_from_parent, method=method)
+    p.start()
+    with _PeakRss() as rss:
+        p.sendToChild(("array", array))
+        p.sendToChild(("frame", frame))
+        p.sendToChild("after")
+    grown = rss.peak - rss.base
+    assert _buffer_fds() == []  # the socket holds each file until the child takes it
+    p.sendToChild("stop")
+    p.join(60)
+    assert p.exitcode == 0
+    assert p.messages == [("array", float(array.size), True, True),  # equal, writable, backed by the mapping
+                          ("frame", (1 << 18) * ((1 << 18) - 1) // 2, float(1 << 18)),
+                          "after",
+                          ("held", 0)]  # the child closed each file once mapped
+    assert array[0] == 1.0  # the child's write changed its private copy only
+    # Not pickled: a 64 MiB pickle would have cost the parent 64 MiB more while it was sent.
+    assert grown < 16 * MIB, f"the parent grew {grown / MIB:.0f} MiB sending 64 MiB"
+    p.close()
+
+
+@pytest.mark.parametrize("method", FRESH)
+def test_a_big_send_to_a_child_that_is_gone_leaves_nothing(method: str) -> None:
+    np = pytest.importorskip("numpy")
+    array = np.ones(8 * MIB // 8)
+    p = processing.Process(target=proc_targets.noop, method=method)
+    with pytest.raises(processing.ProcessStateError, match="not been started"):
+        p.sendToChild(array)
+    p.start()
+    p.join(60)
+    with pytest.raises(processing.ProcessStateError, match="has exited"):
+        p.sendToChild(array)
+    assert _buffer_fds() == []
+    p.close()
+
+
 @pytest.mark.parametrize("method", FRESH)
 def test_a_child_killed_after_sending_big_values_leaves_nothing(method: str) -> None:
     _warm(method)

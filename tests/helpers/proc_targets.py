@@ -378,6 +378,41 @@ def report_shared_array(array: object) -> None:
     array[0] = 42.0
 
 
+def report_big_values_from_parent() -> None:
+    """Receive what the parent sends until ``"stop"``, and say of each what arrived: an array's sum,
+    whether it is writable and backed by a mapping (not a bytes copy); then write to it (the parent's
+    copy must not change). Last, how many shared-memory files the child still holds open."""
+    import os
+
+    while (obj := processing.receiveFromParent(timeout=60)) != "stop":
+        _report_arrival(obj)
+    del obj
+    held = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            held += "memfd:processing-buffers" in os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            pass  # the listing's own descriptor, closed since
+    processing.sendToParent(("held", held))
+
+
+def _report_arrival(obj: object) -> None:
+    import mmap
+
+    if isinstance(obj, tuple) and obj[0] == "array":
+        array = obj[1]
+        base = array
+        while getattr(base, "base", None) is not None:
+            base = base.base
+        mapped = isinstance(base, memoryview) and isinstance(base.obj, mmap.mmap)
+        processing.sendToParent(("array", float(array.sum()), bool(array.flags.writeable), mapped))
+        array[0] = 42.0
+    elif isinstance(obj, tuple) and obj[0] == "frame":
+        processing.sendToParent(("frame", int(obj[1]["a"].sum()), float(obj[1]["b"].sum())))
+    else:
+        processing.sendToParent(obj)
+
+
 def send_big_values(mib: int) -> None:
     """Send the parent a big array and a DataFrame (out of band, beside the frame), then a small
     message: the parent must get all three, in order."""
