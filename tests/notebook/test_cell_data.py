@@ -43,6 +43,18 @@ def test_a_module_sent_by_name_is_preloaded_after_a_clean_import(fresh_kernel: K
     assert kernel.eval("found") == [True]  # the fork server has it: its children start with it
 
 
+def test_the_class_a_cells_child_unpickles_is_preloaded(kernel: Kernel) -> None:
+    """Every forkserver cell's child unpickles a CellProcess (by reference): the fork server has its
+    module imported, so no child imports it again."""
+    kernel.run("%%process --wait --method forkserver\nprint('warm')")
+    kernel.run("import processing\n"
+               "probe = processing.Process(target=lambda: processing.sendToParent("
+               "'ipyprocessing.cell.handle' in __import__('sys').modules), method='forkserver')\n"
+               "probe.start(); probe.join()\n"
+               "found = probe.messages")
+    assert kernel.eval("found") == [True]
+
+
 def test_a_module_that_fails_in_the_child_is_not_preloaded(fresh_kernel: Kernel, tmp_path) -> None:
     kernel = fresh_kernel
     (tmp_path / "flaky_mod.py").write_text(
