@@ -5,7 +5,7 @@ Two things need it. Pulled values are assigned only between cells (see
 listens only to the cell it runs (nbclient, so ``jupyter nbconvert --execute``
 and CI) is lost if that cell ended before the message went out: the child's
 final record must then be sent again from the next cell (see
-:meth:`CellClock.reached`).
+:meth:`CellClock.within_cell`).
 
 IPython's ``pre_execute`` and ``post_execute`` events drive the clock; a
 message queued on the IOPub socket before ``post_execute`` fires goes out
@@ -22,12 +22,11 @@ __all__ = ["CellClock", "clock"]
 
 
 class CellClock:
-    """Counts the kernel's executing and ended cells; keeps what must run as the next one starts."""
+    """Counts the kernel's executing cells; keeps what must run as the next one starts."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._executing = 0
-        self._ended = 0
         self._at_next_start: list[Callable[[], Any]] = []
         self._started_hooks: list[Callable[[], Any]] = []
         self._ended_hooks: list[Callable[[], Any]] = []
@@ -37,19 +36,20 @@ class CellClock:
         """Whether a cell executes now (read under a lock of the caller's, its answer may change next)."""
         return self._executing > 0
 
-    def mark(self) -> int:
-        """A mark to pass to :meth:`reached` after sending: how many cells have ended so far."""
-        return self._ended
+    def within_cell(self, send: Callable[[], Any]) -> bool:
+        """If a cell executes, call ``send`` (no arguments) before it can end, and return True.
 
-    def reached(self, mark: int) -> bool:
-        """Whether what was queued on IOPub since ``mark`` reached the running cell's listener.
-
-        True only if a cell executes now and none ended since the mark: then the
-        message went out before that cell's ``idle``. False means a listener of
-        that cell only (nbclient) may have missed it.
+        What ``send`` queues on IOPub then goes out before that cell's ``idle``
+        (its ``post_execute``, which ipykernel follows with ``idle``, waits for
+        ``send``), so a listener of that cell hears all of it. False, without
+        calling ``send``: no cell executes now. ``send`` must not wait for the
+        kernel's main thread.
         """
         with self._lock:
-            return self._executing > 0 and self._ended == mark
+            if self._executing > 0:
+                send()
+                return True
+            return False
 
     def at_next_start(self, action: Callable[[], Any]) -> None:
         """Run ``action`` (no arguments) on the kernel's main thread as the next cell starts."""
@@ -80,7 +80,6 @@ class CellClock:
     def cell_ends(self) -> None:
         with self._lock:
             self._executing = max(0, self._executing - 1)
-            self._ended += 1
             hooks = list(self._ended_hooks)
         for hook in hooks:
             _guarded(hook)

@@ -67,8 +67,10 @@ class CellChannel:
         self.publish("update_display_data", {"data": data, "metadata": metadata or {},
                                              "transient": {"display_id": self.display_id}})
 
-    def show_final(self, record: dict[str, Any], for_runner: dict[str, Any]) -> None:
-        """Replace the cell's display with ``record`` for good, in every kind of front end.
+    def show_final(self, record: dict[str, Any], for_runner: dict[str, Any],
+                   outputs: list[dict[str, Any]]) -> None:
+        """Replace the cell's display with ``record`` for good and add ``outputs`` as the cell's own,
+        in every kind of front end.
 
         A client that listens only to the cell it is executing (nbclient, so
         ``jupyter nbconvert --execute`` and CI) ignores messages parented to a cell
@@ -76,14 +78,44 @@ class CellChannel:
         every output with that id: it gets ``for_runner`` (the record with what the
         cell's own outputs would have shown) from the running cell, if that is
         another, and then the cell's own ``record``, so that a front end that
-        applies both (JupyterLab) ends with the cell's own. If the running cell
-        ended before these went out (the child ended as its cell did, or between
-        cells), they are sent again as the next cell starts.
+        applies both (JupyterLab) ends with the cell's own. If no cell runs (the
+        child ended as its cell did, or between cells), all of it goes out in the
+        next cell or after the last cell's ``idle``, and then the records again
+        as the next cell starts: such a client shows the tail once, never beside
+        the outputs.
         """
-        mark = clock.mark()
-        self._show_final(record, for_runner)
-        if not clock.reached(mark):
-            clock.at_next_start(lambda: self._show_final(record, for_runner))
+        def send() -> None:
+            self._show_final(record, for_runner)
+            for output in outputs:
+                self.publish_output(output)
+
+        if clock.within_cell(send):
+            return
+        loop = getattr(self._kernel, "io_loop", None)
+        if loop is None:  # not ipykernel's: no front end hears one cell only
+            send()
+            return
+        # Between cells, or between a cell's post_execute and its idle, which ipykernel sends without
+        # yielding to its event loop: sent as the next cell starts, or by the loop once it is free (the
+        # idle is out), whichever comes first. Both run on the kernel's main thread.
+        sent = False
+
+        def send_once() -> None:
+            nonlocal sent
+            if not sent:
+                sent = True
+                send()
+
+        def once_free() -> None:
+            if not sent and not clock.within_cell(send_once):
+                send_once()
+                clock.at_next_start(lambda: self._show_final(record, for_runner))
+
+        clock.at_next_start(send_once)
+        try:
+            loop.add_callback(once_free)
+        except RuntimeError:  # the loop has closed: the kernel is going, only this send is left
+            send_once()
 
     def _show_final(self, record: dict[str, Any], for_runner: dict[str, Any]) -> None:
         running = self._kernel.get_parent("shell")

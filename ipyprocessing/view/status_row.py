@@ -208,9 +208,7 @@ class WidgetView:
         final = self._outputs.outputs(final=True, widget_text=self.comms.widget_text)
         # The record, with the output's tail for a client that hears only the cell it runs now (nbclient);
         # then the outputs as the cell's own.
-        self._channel.show_final(self._record(), for_runner=self._record(tail=_tail(final)))
-        for output in final:
-            self._channel.publish_output(output)
+        self._channel.show_final(self._record(), for_runner=self._record(tail=_tail(final)), outputs=final)
         # A page reloaded while the child ran knows the row only as a widget (the record's update
         # targets a display it never saw): the row stays, in its final state, without its button,
         # until the session forgets the process (release()).

@@ -46,8 +46,10 @@ class Channel:
     def update_display(self, data: dict, metadata: dict | None = None) -> None:
         self.sent.append(("update_display_data", {"data": data}))
 
-    def show_final(self, record: dict, for_runner: dict) -> None:
+    def show_final(self, record: dict, for_runner: dict, outputs: list[dict]) -> None:
         self.update_display(record)  # no other cell runs here
+        for output in outputs:
+            self.publish_output(output)
 
     def publish_output(self, output: dict) -> None:
         self.sent.append((output["output_type"], output))
