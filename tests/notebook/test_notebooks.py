@@ -242,3 +242,32 @@ def test_run_all_and_the_record(tmp_path: Path) -> None:
     assert counts == {"summer": f"In[{summer.execution_count}]",
                       "counter": f"In[{cell(nb, '%%process --method fork --name counter').execution_count}]",
                       "failing": f"In[{cell(nb, '%%process --wait --name failing').execution_count}]"}
+
+
+def test_a_child_ending_between_its_cells_end_and_idle_shows_its_output_once(tmp_path: Path) -> None:
+    """A child that ends after its cell's post_execute but before its idle: nbclient may or may not
+    hear what is sent then, so it must not be sent then. Fails before: the cell kept the child's
+    line twice, as an output of its own and in the record's tail sent again from the next cell."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    go = tmp_path / "go"
+    nb = nbformat.v4.new_notebook()
+    nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in (
+        "%load_ext ipyprocessing",
+        "import pathlib, ipyprocessing\n"
+        "def hold_the_idle(result):\n"
+        "    if result.info.raw_cell.startswith('%%process --name window'):\n"
+        f"        pathlib.Path({str(go)!r}).touch()  # the cell has ended; its idle waits for this hook\n"
+        "        [p for p in ipyprocessing.processes() if p.name == 'window'][0].wait_shown(60)\n"
+        "get_ipython().events.register('post_run_cell', hold_the_idle)",
+        f"%%process --name window\nimport os, time\nwhile not os.path.exists({str(go)!r}):\n"
+        "    time.sleep(0.01)\nprint('in the window')",
+        "pass",
+    )]
+    NotebookClient(nb, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    window = nb.cells[2]
+    assert not has_widget(window)
+    assert text(window).count("in the window") == 1, text(window)
