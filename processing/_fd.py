@@ -9,6 +9,10 @@ import socket
 import threading
 import time
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 __all__ = ["close_all", "enlarge_pipe", "hand_over", "process_sentinel", "read_exact", "wait_readable"]
 
 #: Descriptors on their way to a child being started, with the thread starting it. Between their
@@ -101,12 +105,15 @@ def read_exact(
     *,
     deadline: float | None = None,
     eof: str = "the other end closed the connection",
+    receive_into: Callable[[memoryview], int] | None = None,
 ) -> bytes:
     """Exactly ``size`` bytes from a stream socket or from a pipe's descriptor.
 
     With ``deadline`` (a :func:`time.monotonic` value) the whole read must be
     over by then. The time left is recomputed before every read, so a peer
     that trickles one byte at a time cannot stretch it to ``size`` timeouts.
+    ``receive_into(view)``, if given, does each read of a socket instead of
+    ``recv_into`` (to take the descriptors that come with the bytes).
 
     Raises:
         EOFError: with the message ``eof``, if the other end closes first.
@@ -122,7 +129,7 @@ def read_exact(
         if isinstance(source, int):
             count = os.readv(fd, [view[received:]])
         else:
-            count = source.recv_into(view[received:])
+            count = (receive_into or source.recv_into)(view[received:])
         if not count:
             raise EOFError(eof)
         received += count

@@ -90,26 +90,20 @@ class ChildChannel:
             # The timeout bounds the wait for a frame, never a frame half read: the stream stays whole.
             if timeout is not None and not wait_readable(self._sock.fileno(), timeout):
                 raise TimeoutError(f"the parent sent nothing within {timeout:g} s")
-            size, tag = frames.parse_header(self._read_exact(frames.HEADER_SIZE))
-            body = self._read_exact(size)
+            size, tag = frames.parse_header(
+                read_exact(self._sock, frames.HEADER_SIZE, eof=_PARENT_GONE, receive_into=self._receive_into))
+            body = read_exact(self._sock, size, eof=_PARENT_GONE, receive_into=self._receive_into)
             if not self._checker.check(tag, body):
                 raise AuthenticationError(
                     "a message from the parent was not signed with this process's auth key; it was dropped"
                 )
             return _unpack(body, self._fds)
 
-    def _read_exact(self, size: int) -> bytes:
-        """``size`` bytes of the stream; the descriptors that ride with them wait in ``_fds``, in order."""
-        buffer = bytearray(size)
-        view = memoryview(buffer)
-        received = 0
-        while received < size:
-            count, fds = _receive_into(self._sock, view[received:])
-            if not count:
-                raise EOFError(_PARENT_GONE)
-            self._fds.extend(fds)
-            received += count
-        return bytes(buffer)
+    def _receive_into(self, view: memoryview) -> int:
+        """One read of the stream; the descriptors that ride with its bytes wait in ``_fds``, in order."""
+        count, fds = _receive_into(self._sock, view)
+        self._fds.extend(fds)
+        return count
 
 
 class ParentChannel:
